@@ -1,0 +1,149 @@
+//! Object storage: one small trait (put create-only, get, get range, list by prefix, delete)
+//! and its implementations (`format-spec/repository.md` for the key layout).
+//!
+//! Data path: pack writer → **backend** on the way in; catalog lookup → **backend** range
+//! read on the way out. Every object is immutable once put.
+
+pub mod conformance;
+pub mod local;
+
+use std::fmt;
+use std::ops::Range;
+
+use crate::id::{IndexId, KeyId, PackId, SnapshotId};
+
+/// A key (path) of an object in the repository.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey(String);
+
+impl ObjectKey {
+    /// `config`
+    pub fn config() -> Self {
+        Self("config".into())
+    }
+
+    /// `keys/<id>`
+    pub fn key_slot(id: &KeyId) -> Self {
+        Self(format!("{}{id}", Prefix::Keys.as_str()))
+    }
+
+    /// `packs/<first two hex digits>/<id>`
+    pub fn pack(id: &PackId) -> Self {
+        let h = id.to_hex();
+        Self(format!("{}{}/{h}", Prefix::Packs.as_str(), &h[..2]))
+    }
+
+    /// `index/<id>`
+    pub fn index(id: &IndexId) -> Self {
+        Self(format!("{}{id}", Prefix::Index.as_str()))
+    }
+
+    /// `snapshots/<id>`
+    pub fn snapshot(id: &SnapshotId) -> Self {
+        Self(format!("{}{id}", Prefix::Snapshots.as_str()))
+    }
+
+    /// An arbitrary key (tests and listings).
+    pub fn from_raw(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    /// The key as a path-like string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last path component: an object's hex id.
+    pub fn name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The listable folders of a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefix {
+    /// `keys/`
+    Keys,
+    /// `packs/` (two levels: `packs/xx/<id>`)
+    Packs,
+    /// `index/`
+    Index,
+    /// `snapshots/`
+    Snapshots,
+}
+
+impl Prefix {
+    /// The prefix with its trailing slash.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Prefix::Keys => "keys/",
+            Prefix::Packs => "packs/",
+            Prefix::Index => "index/",
+            Prefix::Snapshots => "snapshots/",
+        }
+    }
+}
+
+/// One listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its key.
+    pub key: ObjectKey,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Why a backend operation failed. Every variant names the object.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No object under that key.
+    #[error("{key} not found in the repository")]
+    NotFound {
+        /// The key.
+        key: String,
+    },
+    /// A create-only put found an object already there.
+    #[error("{key} already exists in the repository")]
+    AlreadyExists {
+        /// The key.
+        key: String,
+    },
+    /// The storage failed (I/O error, full disk, unreachable server).
+    #[error("cannot {op} {key}: {source}")]
+    Io {
+        /// What was being done: `write`, `read`, `list`, `delete`.
+        op: &'static str,
+        /// The key or prefix.
+        key: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Object storage under a repository root. Implementations are safe to share across threads.
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// Where the repository lives, as the user named it.
+    fn location(&self) -> String;
+
+    /// Stores `data` under `key` durably, failing with `AlreadyExists` if the key is taken.
+    /// Returns only once the object would survive a power loss.
+    fn put(&self, key: &ObjectKey, data: &[u8]) -> Result<(), Error>;
+
+    /// The whole object.
+    fn get(&self, key: &ObjectKey) -> Result<Vec<u8>, Error>;
+
+    /// Bytes `range` of the object; fails if the object is shorter.
+    fn get_range(&self, key: &ObjectKey, range: Range<u64>) -> Result<Vec<u8>, Error>;
+
+    /// Every object under `prefix`, in no particular order.
+    fn list(&self, prefix: Prefix) -> Result<Vec<ObjectInfo>, Error>;
+
+    /// Removes the object; removing a missing object is not an error.
+    fn delete(&self, key: &ObjectKey) -> Result<(), Error>;
+}

@@ -1,0 +1,235 @@
+//! The backup pipeline for streams:
+//!
+//! ```text
+//! source (stdin | command) -> chunker -> keyed id -> dedup lookup -> zstd -> AEAD
+//!        -> pack writer -> backend -> index segment -> snapshot object
+//! ```
+//!
+//! The chunker runs on its own thread, one batch ahead; hashing, compression and sealing run
+//! on rayon, software-pipelined so that batch *k* is sealed while batch *k+1* is hashed and
+//! looked up. At most a fixed number of batches is in flight, whatever the stream's size.
+//! Invariant 3: a snapshot is written only if the source was read completely and the
+//! producer (if larder ran it) exited 0.
+
+pub mod source;
+
+use std::io::Read;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::blob::{self, SealedBlob};
+use crate::chunker::{Batch, Chunker};
+use crate::content_list::{self, ContentListBuilder, StreamRoot};
+use crate::error::{Error, Result};
+use crate::format::BlobKind;
+use crate::format::content_list::ListEntry;
+use crate::format::snapshot::{ProducerStatus, Root, Snapshot, Source};
+use crate::id::{BlobId, SnapshotId};
+use crate::progress::Progress;
+use crate::repo::writer::{RepoWriter, WriteStats};
+use crate::repo::{Repo, object};
+
+/// Bytes the chunker reads per batch. With the chunker one batch ahead and one batch being
+/// sealed, about four batches are in memory at once.
+pub const BATCH_BYTES: usize = 2 * 1024 * 1024;
+
+/// What a snapshot is and where it goes.
+#[derive(Debug, Clone, Default)]
+pub struct SnapshotOptions {
+    /// Series name (`--name`).
+    pub name: String,
+    /// Host to group under (`--host`; default the hostname).
+    pub host: Option<String>,
+    /// Tags.
+    pub tags: Vec<String>,
+    /// zstd level for this snapshot (default: the repository's).
+    pub zstd_level: Option<i32>,
+    /// Time to record instead of now (`--time`, for imports and tests).
+    pub time: Option<jiff::Timestamp>,
+}
+
+/// What a stored stream came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamStats {
+    /// The root of its content list.
+    pub root: StreamRoot,
+    /// Chunks in the stream.
+    pub chunks: u64,
+    /// Chunks that were not stored yet.
+    pub new_chunks: u64,
+}
+
+/// The result of a snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotReport {
+    /// The snapshot's id.
+    pub id: SnapshotId,
+    /// The snapshot as stored.
+    pub snapshot: Snapshot,
+    /// What the writer stored (data and content lists).
+    pub write: WriteStats,
+}
+
+struct Prepared {
+    batch: Batch,
+    ids: Vec<BlobId>,
+    fresh: Vec<usize>,
+}
+
+/// Hashes a batch (in parallel) and claims the ids not stored yet (one thread, point
+/// queries).
+fn prepare(w: &mut RepoWriter<'_>, batch: Batch) -> Result<Prepared> {
+    let keys = w.keys().clone();
+    let ids: Vec<BlobId> = batch
+        .chunks
+        .par_iter()
+        .map(|r| keys.blob_id(BlobKind::Data, &batch.data[r.clone()]))
+        .collect();
+    let mut fresh = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        if w.claim(id)? {
+            fresh.push(i);
+        }
+    }
+    Ok(Prepared { batch, ids, fresh })
+}
+
+/// Compresses, seals and verifies the fresh chunks of a batch, in parallel, in order.
+fn seal_fresh(keys: &crate::crypto::Keys, level: i32, p: &Prepared) -> Result<Vec<SealedBlob>> {
+    p.fresh
+        .par_iter()
+        .map(|&i| {
+            blob::seal(keys, BlobKind::Data, p.ids[i], p.batch.chunk(i), level).map_err(|e| {
+                Error::InvalidArgument(format!("cannot seal chunk {}: {}", p.ids[i], e.reason()))
+            })
+        })
+        .collect()
+}
+
+/// source → chunker → id → dedup → zstd → AEAD → pack writer. Returns the stream's root
+/// once every chunk and content-list blob has been handed to the writer (the caller's
+/// `finish` makes them durable).
+pub fn store_stream(
+    w: &mut RepoWriter<'_>,
+    src: impl Read + Send,
+    what: &str,
+    progress: &dyn Progress,
+) -> Result<StreamStats> {
+    let params = w.chunker_params();
+    let keys = w.keys().clone();
+    let level = w.zstd_level();
+    let (tx, rx) = crossbeam_channel::bounded::<std::io::Result<Batch>>(1);
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut c = Chunker::new(src, &params, keys.gear());
+            loop {
+                let next = c.next_batch(BATCH_BYTES).transpose();
+                let Some(next) = next else { break };
+                let failed = next.is_err();
+                if tx.send(next).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let keys = w.keys().clone();
+        let mut list = ContentListBuilder::new();
+        let mut stats = (0u64, 0u64);
+        let mut prev: Option<Prepared> = None;
+        loop {
+            let next = match rx.recv() {
+                Ok(Ok(b)) => Some(b),
+                Ok(Err(source)) => {
+                    return Err(Error::SourceRead {
+                        what: what.to_owned(),
+                        source,
+                    });
+                }
+                Err(_) => None,
+            };
+            if next.is_none() && prev.is_none() {
+                break;
+            }
+            let (sealed, prepared) = rayon::join(
+                || prev.as_ref().map(|p| seal_fresh(&keys, level, p)).transpose(),
+                || next.map(|b| prepare(w, b)).transpose(),
+            );
+            let (sealed, prepared) = (sealed?, prepared?);
+            if let (Some(p), Some(sealed)) = (prev.take(), sealed) {
+                for b in sealed {
+                    progress.added(b.bytes.len() as u64);
+                    w.add_sealed(b)?;
+                }
+                stats.0 += p.ids.len() as u64;
+                stats.1 += p.fresh.len() as u64;
+                let mut store = |plain: &[u8]| w.store_blob(content_list::KIND, plain);
+                for (id, r) in p.ids.iter().zip(&p.batch.chunks) {
+                    let size = (r.end - r.start) as u64;
+                    list.push(ListEntry { id: *id, size }, &mut store)?;
+                }
+                progress.bytes(p.batch.len() as u64);
+            }
+            prev = prepared;
+        }
+        let mut store = |plain: &[u8]| w.store_blob(content_list::KIND, plain);
+        let root = list.finish(&mut store)?;
+        Ok(StreamStats {
+            root,
+            chunks: stats.0,
+            new_chunks: stats.1,
+        })
+    })
+}
+
+/// Stores `src` and, if `status` (called once the stream has ended) reports success, writes
+/// the snapshot. Whatever happens, the data already written is indexed so that a retry
+/// deduplicates against it; without a snapshot it stays unreferenced until prune.
+pub fn snapshot_stream(
+    repo: &mut Repo,
+    src: impl Read + Send,
+    source: Source,
+    status: impl FnOnce(&Result<StreamStats>) -> Result<ProducerStatus>,
+    opts: &SnapshotOptions,
+    progress: &dyn Progress,
+) -> Result<SnapshotReport> {
+    let started = Instant::now();
+    let time = opts.time.unwrap_or_else(jiff::Timestamp::now);
+    let what = match &source {
+        Source::Stdin => "standard input".to_owned(),
+        Source::Command { argv } => format!("the output of `{}`", argv.join(" ")),
+    };
+    let mut w = RepoWriter::new(repo, opts.zstd_level);
+    let stored = store_stream(&mut w, src, &what, progress);
+    let producer = status(&stored);
+    let written = w.finish();
+    let stream = stored?;
+    let producer_status = producer?;
+    let write = written?;
+    let snapshot = Snapshot {
+        time,
+        duration: started.elapsed().as_secs_f64(),
+        host: opts.host.clone().unwrap_or_else(crate::snapshot::default_host),
+        name: opts.name.clone(),
+        tags: opts.tags.clone(),
+        source,
+        producer_status,
+        root: Root::Stream {
+            content_list: stream.root.content_list,
+            size: stream.root.size,
+        },
+        bytes_read: stream.root.size,
+        bytes_added: write.stored_bytes,
+        raw_bytes_added: write.raw_bytes,
+        chunks: stream.chunks,
+        new_chunks: stream.new_chunks,
+        larder_version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let id = object::store_snapshot(repo.backend().as_ref(), repo.keys(), &snapshot)?;
+    repo.catalog_mut()
+        .add_snapshots(&[(id, snapshot.clone())])?;
+    Ok(SnapshotReport {
+        id,
+        snapshot,
+        write,
+    })
+}

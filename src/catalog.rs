@@ -1,0 +1,365 @@
+//! The SQLite catalog: a local cache of the repository's index segments and snapshots
+//! (invariant 1: the repository is the truth). Deleting it loses nothing; the next open
+//! rebuilds it from `index/` and `snapshots/` (`sync.rs`).
+//!
+//! Data path: keyed id → **dedup lookup** (indexed point query per id, never a whole-index
+//! load) and, on restore, content list → **catalog lookup** → pack range read. All SQL lives
+//! in this module.
+
+pub mod schema;
+pub mod sync;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+use crate::format::index_segment::IndexedPack;
+use crate::format::pack::BlobEntry;
+use crate::format::snapshot::Snapshot;
+use crate::format::{BlobKind, Compression};
+use crate::id::{BlobId, IndexId, PackId, RepoId, SnapshotId};
+
+/// Where a blob is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLocation {
+    /// The pack that holds it.
+    pub pack: PackId,
+    /// Its entry in that pack.
+    pub entry: BlobEntry,
+}
+
+/// One open catalog connection.
+#[derive(Debug)]
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn sql_err(path: &Path) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+    move |source| Error::Catalog {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the catalog at `path` for repository `repo`. A catalog of
+    /// another schema version or another repository is deleted and recreated empty.
+    pub fn open(path: &Path, repo: &RepoId) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| Error::LocalIo {
+                what: "cannot create cache directory",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        match Self::open_existing(path, repo)? {
+            Some(c) => Ok(c),
+            None => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut p = path.as_os_str().to_owned();
+                    p.push(suffix);
+                    let _ = std::fs::remove_file(PathBuf::from(p));
+                }
+                Self::open_existing(path, repo)?.ok_or_else(|| Error::Catalog {
+                    path: path.to_path_buf(),
+                    source: rusqlite::Error::InvalidQuery,
+                })
+            }
+        }
+    }
+
+    /// Opens the catalog, or `None` if it must be rebuilt.
+    fn open_existing(path: &Path, repo: &RepoId) -> Result<Option<Self>> {
+        let e = |source| Error::Catalog {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(e)?;
+        conn.busy_timeout(Duration::from_secs(60)).map_err(e)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
+        // A cache: losing the last transactions on power loss costs a re-sync, nothing more.
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
+        conn.pragma_update(None, "foreign_keys", "OFF").map_err(e)?;
+        let c = Self {
+            conn,
+            path: path.to_path_buf(),
+        };
+        let version: i64 = c
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(e)?;
+        if version == 0 {
+            let tx = c.conn.unchecked_transaction().map_err(e)?;
+            // Another process may have created it between our check and this transaction.
+            let again: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(e)?;
+            if again == 0 {
+                tx.execute_batch(schema::DDL).map_err(e)?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('repo_id', ?1)",
+                    [repo.as_bytes().as_slice()],
+                )
+                .map_err(e)?;
+                tx.pragma_update(None, "user_version", schema::USER_VERSION)
+                    .map_err(e)?;
+            }
+            tx.commit().map_err(e)?;
+        } else if version != schema::USER_VERSION {
+            return Ok(None);
+        }
+        let stored: Option<Vec<u8>> = c
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'repo_id'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(e)?;
+        if stored.as_deref() != Some(repo.as_bytes().as_slice()) {
+            return Ok(None);
+        }
+        Ok(Some(c))
+    }
+
+    fn err(&self) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
+        sql_err(&self.path)
+    }
+
+    /// The catalog file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Index segments already merged.
+    pub fn segments(&self) -> Result<HashSet<IndexId>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id FROM segments")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(self.err())?;
+        let mut out = HashSet::new();
+        for r in rows {
+            if let Some(id) = IndexId::from_slice(&r.map_err(self.err())?) {
+                out.insert(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Merges one index segment's packs and blobs, atomically. A segment merged already
+    /// (by another process) is skipped.
+    pub fn add_segment(&mut self, id: &IndexId, packs: &[IndexedPack]) -> Result<()> {
+        let path = self.path.clone();
+        let e = |source| Error::Catalog {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        let added = tx
+            .execute(
+                "INSERT OR IGNORE INTO segments (id) VALUES (?1)",
+                [id.as_bytes().as_slice()],
+            )
+            .map_err(e)?;
+        if added == 1 {
+            let segment = tx.last_insert_rowid();
+            {
+                let mut put_pack = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO packs (id, length, segment) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(e)?;
+                let mut get_pack = tx
+                    .prepare_cached("SELECT pack FROM packs WHERE id = ?1")
+                    .map_err(e)?;
+                let mut put_blob = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO blobs \
+                         (id, pack, kind, compression, offset, stored_len, raw_len) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )
+                    .map_err(e)?;
+                for p in packs {
+                    let length = i64::try_from(p.length).map_err(|_| {
+                        e(rusqlite::Error::IntegralValueOutOfRange(1, i64::MAX))
+                    })?;
+                    put_pack
+                        .execute(params![p.id.as_bytes().as_slice(), length, segment])
+                        .map_err(e)?;
+                    let pack: i64 = get_pack
+                        .query_row([p.id.as_bytes().as_slice()], |r| r.get(0))
+                        .map_err(e)?;
+                    for b in &p.blobs {
+                        let offset = i64::try_from(b.offset).map_err(|_| {
+                            e(rusqlite::Error::IntegralValueOutOfRange(4, i64::MAX))
+                        })?;
+                        put_blob
+                            .execute(params![
+                                b.id.as_bytes().as_slice(),
+                                pack,
+                                b.kind.code(),
+                                b.compression.code(),
+                                offset,
+                                b.stored_len,
+                                b.raw_len
+                            ])
+                            .map_err(e)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// Forgets every segment, pack and blob (before a full re-sync).
+    pub fn clear_index(&mut self) -> Result<()> {
+        self.conn
+            .execute_batch("DELETE FROM blobs; DELETE FROM packs; DELETE FROM segments;")
+            .map_err(self.err())
+    }
+
+    /// Whether any index segment names the blob.
+    pub fn contains(&self, id: &BlobId) -> Result<bool> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT 1 FROM blobs WHERE id = ?1")
+            .map_err(self.err())?;
+        st.exists([id.as_bytes().as_slice()]).map_err(self.err())
+    }
+
+    /// Where the blob is stored, if any index segment names it.
+    pub fn locate(&self, id: &BlobId) -> Result<Option<BlobLocation>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT p.id, b.kind, b.compression, b.offset, b.stored_len, b.raw_len \
+                 FROM blobs b JOIN packs p ON p.pack = b.pack WHERE b.id = ?1",
+            )
+            .map_err(self.err())?;
+        let row = st
+            .query_row([id.as_bytes().as_slice()], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, u8>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, u32>(5)?,
+                ))
+            })
+            .optional()
+            .map_err(self.err())?;
+        let Some((pack, kind, compression, offset, stored_len, raw_len)) = row else {
+            return Ok(None);
+        };
+        let bad = |what: &'static str| Error::Catalog {
+            path: self.path.clone(),
+            source: rusqlite::Error::InvalidColumnName(what.into()),
+        };
+        Ok(Some(BlobLocation {
+            pack: PackId::from_slice(&pack).ok_or_else(|| bad("pack id"))?,
+            entry: BlobEntry {
+                id: *id,
+                kind: BlobKind::from_code(kind).map_err(|_| bad("kind"))?,
+                compression: Compression::from_code(compression).map_err(|_| bad("compression"))?,
+                offset: u64::try_from(offset).map_err(|_| bad("offset"))?,
+                stored_len,
+                raw_len,
+            },
+        }))
+    }
+
+    /// Snapshots known to the catalog.
+    pub fn snapshot_ids(&self) -> Result<HashSet<SnapshotId>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id FROM snapshots")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(self.err())?;
+        let mut out = HashSet::new();
+        for r in rows {
+            if let Some(id) = SnapshotId::from_slice(&r.map_err(self.err())?) {
+                out.insert(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records snapshots read from the repository, in one transaction.
+    pub fn add_snapshots(&mut self, snaps: &[(SnapshotId, Snapshot)]) -> Result<()> {
+        let path = self.path.clone();
+        let e = |source| Error::Catalog {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO snapshots (id, time, name, host, body) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(e)?;
+            for (id, s) in snaps {
+                let body = String::from_utf8(s.encode_body()).unwrap_or_default();
+                st.execute(params![
+                    id.as_bytes().as_slice(),
+                    s.time.as_microsecond(),
+                    s.name,
+                    s.host,
+                    body
+                ])
+                .map_err(e)?;
+            }
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// Forgets snapshots no longer in the repository.
+    pub fn remove_snapshots(&mut self, ids: &[SnapshotId]) -> Result<()> {
+        let path = self.path.clone();
+        let e = |source| Error::Catalog {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(e)?;
+        for id in ids {
+            tx.execute(
+                "DELETE FROM snapshots WHERE id = ?1",
+                [id.as_bytes().as_slice()],
+            )
+            .map_err(e)?;
+        }
+        tx.commit().map_err(e)
+    }
+
+    /// Every snapshot, oldest first (ties broken by id).
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, body FROM snapshots ORDER BY time, id")
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, body) = r.map_err(self.err())?;
+            let id = SnapshotId::from_slice(&id).ok_or_else(|| Error::Catalog {
+                path: self.path.clone(),
+                source: rusqlite::Error::InvalidColumnName("snapshot id".into()),
+            })?;
+            let snap = Snapshot::decode_body(body.as_bytes()).map_err(|e| {
+                Error::corrupt(format!("catalog entry for snapshot {id}"), e)
+            })?;
+            out.push((id, snap));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,83 @@
+//! Brings the catalog up to date with the repository's `index/` and `snapshots/` listings.
+//!
+//! Cost is proportional to what is new: one LIST per folder, then one GET per segment or
+//! snapshot not merged yet. If a merged segment has disappeared (prune rewrote the index),
+//! the index part of the catalog is rebuilt from scratch: it is a cache.
+
+use std::collections::HashSet;
+
+use rayon::prelude::*;
+
+use super::Catalog;
+use crate::backend::{Backend, Prefix};
+use crate::crypto::Keys;
+use crate::error::Result;
+use crate::id::{IndexId, SnapshotId};
+use crate::repo::object;
+
+/// Segments fetched and decoded at once; bounds memory during a rebuild.
+const SEGMENTS_AT_ONCE: usize = 8;
+
+/// What a sync did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SyncStats {
+    /// Index segments merged.
+    pub segments_added: usize,
+    /// Whether the index part was rebuilt from scratch.
+    pub rebuilt: bool,
+    /// Snapshots learned.
+    pub snapshots_added: usize,
+    /// Snapshots forgotten because they are gone from the repository.
+    pub snapshots_removed: usize,
+}
+
+fn listed<T: std::str::FromStr + std::hash::Hash + Eq>(
+    b: &dyn Backend,
+    p: Prefix,
+) -> Result<HashSet<T>> {
+    Ok(b.list(p)?
+        .into_iter()
+        .filter_map(|o| o.key.name().parse().ok())
+        .collect())
+}
+
+/// Merges new index segments and snapshots into the catalog and forgets vanished ones.
+pub fn sync(cat: &mut Catalog, b: &dyn Backend, keys: &Keys) -> Result<SyncStats> {
+    let mut stats = SyncStats::default();
+
+    let in_repo: HashSet<IndexId> = listed(b, Prefix::Index)?;
+    let mut known = cat.segments()?;
+    if !known.is_subset(&in_repo) {
+        cat.clear_index()?;
+        known.clear();
+        stats.rebuilt = true;
+    }
+    let mut new: Vec<IndexId> = in_repo.difference(&known).copied().collect();
+    new.sort();
+    for group in new.chunks(SEGMENTS_AT_ONCE) {
+        let loaded: Vec<_> = group
+            .par_iter()
+            .map(|id| object::load_index_segment(b, keys, id).map(|s| (*id, s)))
+            .collect::<Result<_>>()?;
+        for (id, seg) in loaded {
+            cat.add_segment(&id, &seg.packs)?;
+            stats.segments_added += 1;
+        }
+    }
+
+    let in_repo: HashSet<SnapshotId> = listed(b, Prefix::Snapshots)?;
+    let known = cat.snapshot_ids()?;
+    let gone: Vec<SnapshotId> = known.difference(&in_repo).copied().collect();
+    cat.remove_snapshots(&gone)?;
+    stats.snapshots_removed = gone.len();
+    let new: Vec<SnapshotId> = in_repo.difference(&known).copied().collect();
+    for group in new.chunks(64) {
+        let loaded: Vec<_> = group
+            .par_iter()
+            .map(|id| object::load_snapshot(b, keys, id).map(|s| (*id, s)))
+            .collect::<Result<_>>()?;
+        stats.snapshots_added += loaded.len();
+        cat.add_snapshots(&loaded)?;
+    }
+    Ok(stats)
+}

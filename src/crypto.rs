@@ -1,0 +1,271 @@
+//! Keys and sealing: the master key, the subkeys derived from it, keyed blob ids, and
+//! XChaCha20-Poly1305 seal/unseal (`format-spec/crypto.md`).
+//!
+//! Invariant 5 (DESIGN.md): a random master key; subkeys for encryption, blob ids and the
+//! chunker's gear table derived with BLAKE3 `derive_key` under distinct contexts; a fresh
+//! 192-bit nonce from the OS for every seal. Secrets are zeroized on drop and their `Debug`
+//! prints no bytes.
+
+pub mod key_slot;
+
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::format::{self, BlobKind, Compression, ObjectKind};
+use crate::id::{BlobId, RepoId};
+
+/// Bytes of a nonce.
+pub const NONCE_LEN: usize = 24;
+/// Bytes of a tag.
+pub const TAG_LEN: usize = 16;
+/// Bytes a seal adds to its plaintext.
+pub const SEAL_OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+
+/// BLAKE3 `derive_key` contexts, one per subkey (`format-spec/crypto.md`).
+pub const CONTEXT_ENCRYPTION: &str = "larder v1 2026-11-21 encryption key";
+/// Context of the blob-id key.
+pub const CONTEXT_BLOB_ID: &str = "larder v1 2026-11-21 blob id key";
+/// Context of the chunker key.
+pub const CONTEXT_CHUNKER: &str = "larder v1 2026-11-21 chunker gear key";
+
+/// A sealed value failed authentication.
+#[derive(Debug, thiserror::Error)]
+#[error("authentication failed")]
+pub struct Unauthentic;
+
+/// The repository's random 256-bit master key.
+#[derive(Clone)]
+pub struct MasterKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+impl MasterKey {
+    /// A new key from the OS random source.
+    pub fn generate() -> Self {
+        let mut k = Zeroizing::new([0u8; 32]);
+        random_fill(k.as_mut());
+        Self(k)
+    }
+
+    /// Wraps raw bytes (from an unwrapped key slot).
+    pub fn from_bytes(b: Zeroizing<[u8; 32]>) -> Self {
+        Self(b)
+    }
+
+    /// The raw bytes, for wrapping into a key slot.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+/// Fills `buf` from the OS random source. Failure to get randomness is unrecoverable: no
+/// seal may go ahead without a fresh nonce.
+pub fn random_fill(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the OS random source must be available");
+}
+
+/// All keys of an open repository.
+pub struct Keys {
+    repo: RepoId,
+    master: MasterKey,
+    aead: XChaCha20Poly1305,
+    id_key: Zeroizing<[u8; 32]>,
+    gear: Box<[u64; 256]>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keys({:?}, ..)", self.repo)
+    }
+}
+
+impl Drop for Keys {
+    fn drop(&mut self) {
+        self.gear.zeroize();
+    }
+}
+
+impl Keys {
+    /// Derives every subkey from the master key.
+    pub fn derive(repo: RepoId, master: MasterKey) -> Self {
+        let enc = Zeroizing::new(blake3::derive_key(CONTEXT_ENCRYPTION, master.expose()));
+        let id_key = Zeroizing::new(blake3::derive_key(CONTEXT_BLOB_ID, master.expose()));
+        let chunk_key = Zeroizing::new(blake3::derive_key(CONTEXT_CHUNKER, master.expose()));
+        let aead = XChaCha20Poly1305::new(&(*enc).into());
+        // 256 u64 little-endian words from the keyed XOF: the full table is secret, not a
+        // 64-bit XOR of a public one (`format-spec/chunker.md`).
+        let mut raw = Zeroizing::new([0u8; 256 * 8]);
+        blake3::Hasher::new_keyed(&chunk_key)
+            .update(b"gear table")
+            .finalize_xof()
+            .fill(raw.as_mut());
+        let mut gear = Box::new([0u64; 256]);
+        for (g, w) in gear.iter_mut().zip(raw.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            *g = u64::from_le_bytes(b);
+        }
+        Self {
+            repo,
+            master,
+            aead,
+            id_key,
+            gear,
+        }
+    }
+
+    /// The repository these keys belong to.
+    pub fn repo_id(&self) -> &RepoId {
+        &self.repo
+    }
+
+    /// The master key (for wrapping into a new key slot).
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
+
+    /// The chunker's secret gear table.
+    pub fn gear(&self) -> &[u64; 256] {
+        &self.gear
+    }
+
+    /// Keyed BLAKE3 over `kind ‖ plaintext`.
+    pub fn blob_id(&self, kind: BlobKind, plaintext: &[u8]) -> BlobId {
+        let mut h = blake3::Hasher::new_keyed(&self.id_key);
+        h.update(&[kind.code()]);
+        h.update(plaintext);
+        BlobId(*h.finalize().as_bytes())
+    }
+
+    /// Seals `plaintext` with `ad`, appending `nonce ‖ ciphertext ‖ tag` to `out`.
+    pub fn seal_into(&self, out: &mut Vec<u8>, ad: &[u8], plaintext: &[u8]) {
+        seal_into(&self.aead, out, ad, plaintext);
+    }
+
+    /// Opens `nonce ‖ ciphertext ‖ tag` sealed with `ad`.
+    pub fn unseal(&self, ad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Unauthentic> {
+        unseal(&self.aead, ad, sealed)
+    }
+
+    /// Seals a blob's payload (after compression) with its associated data.
+    pub fn seal_blob(
+        &self,
+        out: &mut Vec<u8>,
+        kind: BlobKind,
+        id: &BlobId,
+        compression: Compression,
+        payload: &[u8],
+    ) {
+        let ad = format::blob_ad(&self.repo, kind, id, compression);
+        self.seal_into(out, &ad, payload);
+    }
+
+    /// Opens a sealed blob.
+    pub fn unseal_blob(
+        &self,
+        kind: BlobKind,
+        id: &BlobId,
+        compression: Compression,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, Unauthentic> {
+        let ad = format::blob_ad(&self.repo, kind, id, compression);
+        self.unseal(&ad, sealed)
+    }
+
+    /// Seals a whole object's body (config, pack header, index segment, snapshot).
+    pub fn seal_object(&self, kind: ObjectKind, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(body.len() + SEAL_OVERHEAD);
+        self.seal_into(&mut out, &format::object_ad(kind, &self.repo), body);
+        out
+    }
+
+    /// Opens a whole object's body.
+    pub fn unseal_object(&self, kind: ObjectKind, sealed: &[u8]) -> Result<Vec<u8>, Unauthentic> {
+        self.unseal(&format::object_ad(kind, &self.repo), sealed)
+    }
+}
+
+/// XChaCha20-Poly1305 with a fresh random nonce; appends `nonce ‖ ciphertext ‖ tag`.
+pub(crate) fn seal_into(aead: &XChaCha20Poly1305, out: &mut Vec<u8>, ad: &[u8], plaintext: &[u8]) {
+    let mut nonce = [0u8; NONCE_LEN];
+    random_fill(&mut nonce);
+    out.reserve(plaintext.len() + SEAL_OVERHEAD);
+    out.extend_from_slice(&nonce);
+    let start = out.len();
+    out.extend_from_slice(plaintext);
+    let tag = aead
+        .encrypt_inout_detached(&XNonce::from(nonce), ad, (&mut out[start..]).into())
+        .expect("XChaCha20-Poly1305 accepts messages up to 256 GiB");
+    out.extend_from_slice(tag.as_slice());
+}
+
+/// Opens `nonce ‖ ciphertext ‖ tag`.
+pub(crate) fn unseal(
+    aead: &XChaCha20Poly1305,
+    ad: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<u8>, Unauthentic> {
+    if sealed.len() < SEAL_OVERHEAD {
+        return Err(Unauthentic);
+    }
+    let (nonce, rest) = sealed.split_at(NONCE_LEN);
+    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
+    let nonce = XNonce::try_from(nonce).map_err(|_| Unauthentic)?;
+    let tag = Tag::try_from(tag).map_err(|_| Unauthentic)?;
+    let mut buf = ct.to_vec();
+    aead.decrypt_inout_detached(&nonce, ad, buf.as_mut_slice().into(), &tag)
+        .map_err(|_| Unauthentic)?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::derive(RepoId([1; 32]), MasterKey::from_bytes(Zeroizing::new([7; 32])))
+    }
+
+    #[test]
+    fn seal_round_trip_and_tamper() {
+        let k = keys();
+        let id = k.blob_id(BlobKind::Data, b"hello");
+        let mut out = Vec::new();
+        k.seal_blob(&mut out, BlobKind::Data, &id, Compression::None, b"hello");
+        assert_eq!(out.len(), 5 + SEAL_OVERHEAD);
+        assert_eq!(
+            k.unseal_blob(BlobKind::Data, &id, Compression::None, &out).unwrap(),
+            b"hello"
+        );
+        // Kind, compression and id are bound: changing any fails.
+        assert!(k.unseal_blob(BlobKind::ContentList, &id, Compression::None, &out).is_err());
+        assert!(k.unseal_blob(BlobKind::Data, &id, Compression::Zstd, &out).is_err());
+        out[30] ^= 1;
+        assert!(k.unseal_blob(BlobKind::Data, &id, Compression::None, &out).is_err());
+        assert!(k.unseal(b"", &[0; 10]).is_err());
+    }
+
+    #[test]
+    fn ids_are_keyed_and_kind_bound() {
+        let k = keys();
+        let other = Keys::derive(RepoId([1; 32]), MasterKey::from_bytes(Zeroizing::new([8; 32])));
+        assert_ne!(k.blob_id(BlobKind::Data, b"x"), other.blob_id(BlobKind::Data, b"x"));
+        assert_ne!(k.blob_id(BlobKind::Data, b"x"), k.blob_id(BlobKind::ContentList, b"x"));
+        assert_ne!(k.gear()[..], other.gear()[..]);
+    }
+
+    #[test]
+    fn nonces_are_fresh() {
+        let k = keys();
+        let a = k.seal_object(ObjectKind::Snapshot, b"s");
+        let b = k.seal_object(ObjectKind::Snapshot, b"s");
+        assert_ne!(a[..NONCE_LEN], b[..NONCE_LEN]);
+        assert!(k.unseal_object(ObjectKind::IndexSegment, &a).is_err());
+        assert_eq!(k.unseal_object(ObjectKind::Snapshot, &a).unwrap(), b"s");
+    }
+}

@@ -1,0 +1,97 @@
+//! `format-spec/snapshot.md`: a snapshot object.
+//!
+//! ```text
+//! object = magic "LARDERSN" ‖ version u16 ‖ sealed(body)      (ObjectKind::Snapshot)
+//! body   = JSON, see `Snapshot`; unknown fields are ignored (added fields are optional)
+//! ```
+
+use super::DecodeError;
+use crate::id::BlobId;
+
+/// Magic at the start of every snapshot object.
+pub const MAGIC: &[u8; 8] = b"LARDERSN";
+
+/// Where a snapshot's bytes came from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// `--stdin`: larder cannot see the producer.
+    Stdin,
+    /// `-- CMD ARGS…`: larder ran the producer.
+    Command {
+        /// The producer's argv.
+        argv: Vec<String>,
+    },
+}
+
+/// How the producer ended, as far as larder knows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ProducerStatus {
+    /// Stdin mode: the producer is on the other side of a pipe.
+    Unknown,
+    /// The producer exited with this code (always 0 for a stored snapshot in version 1).
+    Exited {
+        /// The exit code.
+        code: i32,
+    },
+}
+
+/// What a snapshot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Root {
+    /// One stream: the root of its content-list tree and its length.
+    Stream {
+        /// The top content-list blob.
+        content_list: BlobId,
+        /// Stream length in bytes.
+        size: u64,
+    },
+}
+
+/// The decrypted body of a snapshot object.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    /// When the snapshot started (UTC, nanoseconds).
+    pub time: jiff::Timestamp,
+    /// Seconds from start to the snapshot being written.
+    pub duration: f64,
+    /// The host it is grouped under (`--host`, default the hostname).
+    pub host: String,
+    /// The series name (`--name`).
+    pub name: String,
+    /// Free-form tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Where the bytes came from.
+    pub source: Source,
+    /// How the producer ended.
+    pub producer_status: ProducerStatus,
+    /// What the snapshot holds.
+    pub root: Root,
+    /// Bytes read from the source.
+    pub bytes_read: u64,
+    /// Stored bytes (sealed, in packs) that this snapshot added to the repository.
+    pub bytes_added: u64,
+    /// Plaintext bytes of the chunks this snapshot added.
+    pub raw_bytes_added: u64,
+    /// Chunks in the stream.
+    pub chunks: u64,
+    /// Chunks not already stored.
+    pub new_chunks: u64,
+    /// The larder version that wrote it.
+    pub larder_version: String,
+}
+
+impl Snapshot {
+    /// Encodes the plaintext body.
+    pub fn encode_body(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("snapshot serializes")
+    }
+
+    /// Decodes the plaintext body.
+    pub fn decode_body(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Ok(serde_json::from_slice(bytes)?)
+    }
+}

@@ -1,0 +1,50 @@
+//! larder: a content-addressed, deduplicating, encrypted backup repository for database
+//! dumps and directories.
+//!
+//! The data path, one module per arrow (DESIGN.md):
+//!
+//! ```text
+//! backup:  source (stdin | command) -> chunker (FastCDC, keyed gear) -> id (keyed BLAKE3)
+//!          -> dedup lookup (catalog) -> compress (zstd) -> encrypt (XChaCha20-Poly1305)
+//!          -> pack writer -> backend (disk) -> index segment -> snapshot object
+//! restore: snapshot -> content list -> catalog lookup -> pack range reads -> decrypt
+//!          -> decompress -> verify id -> sink (stdout | file)
+//! ```
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`backup`] | the backup pipeline and its sources |
+//! | [`restore`] | the restore pipeline and its sinks |
+//! | [`chunker`] | FastCDC with a keyed gear table |
+//! | [`crypto`] | master key, subkeys, key slots, seal/unseal |
+//! | [`compress`] | zstd and bounded decompression |
+//! | [`blob`] | seal-and-verify, open-and-verify of one blob |
+//! | [`pack`] | building packs and reading their headers |
+//! | [`content_list`] | a stream's list of chunks, stored as a tree of blobs |
+//! | [`backend`] | object storage: the trait and the local directory |
+//! | [`catalog`] | the SQLite cache of index segments and snapshots |
+//! | [`repo`] | init, open, key slots, the repo writer |
+//! | [`snapshot`] | choosing snapshots |
+//! | [`format`] | pure encode/decode of every stored object (`format-spec/`) |
+//! | [`id`] | identifier newtypes |
+//! | [`error`] | `Error` and the `ErrorKind` behind exit codes |
+//! | [`progress`] | progress reporting |
+
+pub mod backend;
+pub mod backup;
+pub mod blob;
+pub mod catalog;
+pub mod chunker;
+pub mod compress;
+pub mod content_list;
+pub mod crypto;
+pub mod error;
+pub mod format;
+pub mod id;
+pub mod pack;
+pub mod progress;
+pub mod repo;
+pub mod restore;
+pub mod snapshot;
+
+pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,81 @@
+//! Whole sealed objects (index segments, snapshots, key slots) on their way to and from the
+//! backend: every object is named by the BLAKE3 hash of its stored bytes, and that name is
+//! checked on every read (invariant 4).
+
+use crate::backend::{self, Backend, ObjectKey};
+use crate::crypto::Keys;
+use crate::error::{Error, Result};
+use crate::format::ObjectKind;
+use crate::format::index_segment::{self, IndexSegment};
+use crate::format::snapshot::{self, Snapshot};
+use crate::id::{ID_LEN, IndexId, SnapshotId, object_hash};
+
+/// Reads an object and checks that its bytes hash to its name.
+pub fn read_named(b: &dyn Backend, key: &ObjectKey, name: &[u8; ID_LEN]) -> Result<Vec<u8>> {
+    let bytes = b.get(key)?;
+    if &object_hash(&bytes) != name {
+        return Err(Error::UnauthenticObject {
+            object: format!("{key} (content does not match its name)"),
+        });
+    }
+    Ok(bytes)
+}
+
+/// Stores a content-named object. If the name is taken the bytes are the same (the name is
+/// their hash), so an existing object counts as success.
+pub fn put_named(b: &dyn Backend, key: &ObjectKey, bytes: &[u8]) -> Result<()> {
+    match b.put(key, bytes) {
+        Ok(()) | Err(backend::Error::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Loads, authenticates and decodes an index segment.
+pub fn load_index_segment(b: &dyn Backend, keys: &Keys, id: &IndexId) -> Result<IndexSegment> {
+    let key = ObjectKey::index(id);
+    let bytes = read_named(b, &key, id.as_bytes())?;
+    let sealed = crate::format::unwrap(&bytes, index_segment::MAGIC)
+        .map_err(|e| Error::corrupt(key.to_string(), e))?;
+    let plain = keys
+        .unseal_object(ObjectKind::IndexSegment, sealed)
+        .map_err(|_| Error::UnauthenticObject {
+            object: key.to_string(),
+        })?;
+    IndexSegment::decode(&plain).map_err(|e| Error::corrupt(key.to_string(), e))
+}
+
+/// Seals and stores an index segment; returns its id.
+pub fn store_index_segment(b: &dyn Backend, keys: &Keys, seg: &IndexSegment) -> Result<IndexId> {
+    let bytes = crate::format::wrap(
+        index_segment::MAGIC,
+        &keys.seal_object(ObjectKind::IndexSegment, &seg.encode()),
+    );
+    let id = IndexId(object_hash(&bytes));
+    put_named(b, &ObjectKey::index(&id), &bytes)?;
+    Ok(id)
+}
+
+/// Loads, authenticates and decodes a snapshot.
+pub fn load_snapshot(b: &dyn Backend, keys: &Keys, id: &SnapshotId) -> Result<Snapshot> {
+    let key = ObjectKey::snapshot(id);
+    let bytes = read_named(b, &key, id.as_bytes())?;
+    let sealed = crate::format::unwrap(&bytes, snapshot::MAGIC)
+        .map_err(|e| Error::corrupt(key.to_string(), e))?;
+    let plain = keys
+        .unseal_object(ObjectKind::Snapshot, sealed)
+        .map_err(|_| Error::UnauthenticObject {
+            object: key.to_string(),
+        })?;
+    Snapshot::decode_body(&plain).map_err(|e| Error::corrupt(key.to_string(), e))
+}
+
+/// Seals and stores a snapshot; returns its id.
+pub fn store_snapshot(b: &dyn Backend, keys: &Keys, snap: &Snapshot) -> Result<SnapshotId> {
+    let bytes = crate::format::wrap(
+        snapshot::MAGIC,
+        &keys.seal_object(ObjectKind::Snapshot, &snap.encode_body()),
+    );
+    let id = SnapshotId(object_hash(&bytes));
+    put_named(b, &ObjectKey::snapshot(&id), &bytes)?;
+    Ok(id)
+}

@@ -1,0 +1,248 @@
+//! The restore pipeline for streams:
+//!
+//! ```text
+//! snapshot -> content list -> catalog lookup -> pack range reads -> AEAD unseal
+//!          -> bounded zstd -> verify id -> sink (stdout | file)
+//! ```
+//!
+//! A walker thread descends the content list and looks every chunk up in the catalog (its own
+//! connection); batches of locations are loaded on rayon, adjacent blobs of one pack in one
+//! range read; the sink writes batch *k* while batch *k+1* loads. Every blob is verified
+//! before a byte of it is written (invariant 4).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::backend::{Backend, ObjectKey};
+use crate::blob;
+use crate::catalog::BlobLocation;
+use crate::content_list::{self, ContentListReader, StreamRoot};
+use crate::crypto::Keys;
+use crate::error::{Error, Result};
+use crate::format::BlobKind;
+use crate::format::snapshot::{Root, Snapshot};
+use crate::progress::Progress;
+use crate::repo::{self, Repo};
+
+/// Chunks per batch handed from the walker to the loaders.
+const BATCH_CHUNKS: usize = 512;
+/// Largest single range read: adjacent blobs are read together up to this size.
+const MAX_RUN_BYTES: u64 = 1024 * 1024;
+
+/// What a restore wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct RestoreStats {
+    /// Bytes written to the sink.
+    pub bytes: u64,
+    /// Chunks verified and written.
+    pub chunks: u64,
+    /// Seconds taken.
+    pub duration: f64,
+}
+
+/// The stream root of a snapshot.
+pub fn stream_root(snap: &Snapshot) -> StreamRoot {
+    match snap.root {
+        Root::Stream { content_list, size } => StreamRoot { content_list, size },
+    }
+}
+
+/// One chunk to load: where it is and how long the content list says it is.
+type Located = (BlobLocation, u64);
+
+/// Splits a batch into runs of adjacent blobs in one pack.
+fn runs(batch: &[Located]) -> Vec<&[Located]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=batch.len() {
+        let split = i == batch.len() || {
+            let (a, b) = (&batch[i - 1].0, &batch[i].0);
+            a.pack != b.pack
+                || a.entry.range().end != b.entry.offset
+                || b.entry.range().end - batch[start].0.entry.offset > MAX_RUN_BYTES
+        };
+        if split {
+            out.push(&batch[start..i]);
+            start = i;
+        }
+    }
+    out
+}
+
+/// Reads one run with a single range request and opens each blob in it.
+fn load_run(b: &dyn Backend, keys: &Keys, run: &[Located]) -> Result<Vec<Vec<u8>>> {
+    let (Some(first), Some(last)) = (run.first(), run.last()) else {
+        return Ok(Vec::new());
+    };
+    let base = first.0.entry.offset;
+    let bytes = b.get_range(&ObjectKey::pack(&first.0.pack), base..last.0.entry.range().end)?;
+    run.iter()
+        .map(|(at, size)| {
+            let corrupt = |reason| Error::CorruptBlob {
+                pack: at.pack,
+                blob: at.entry.id,
+                reason,
+            };
+            if at.entry.kind != BlobKind::Data {
+                return Err(corrupt("indexed as a content list where a data chunk belongs"));
+            }
+            let r = at.entry.range();
+            let sealed = usize::try_from(r.start - base)
+                .ok()
+                .zip(usize::try_from(r.end - base).ok())
+                .and_then(|(s, e)| bytes.get(s..e))
+                .ok_or_else(|| corrupt("range outside the read"))?;
+            let plain = blob::open(
+                keys,
+                at.entry.kind,
+                at.entry.id,
+                at.entry.compression,
+                at.entry.raw_len,
+                sealed,
+            )
+            .map_err(|e| corrupt(e.reason()))?;
+            if plain.len() as u64 != *size {
+                return Err(corrupt("length differs from the content list"));
+            }
+            Ok(plain)
+        })
+        .collect()
+}
+
+/// Streams a snapshot's bytes into `sink`, verifying every blob first. `target` names the
+/// sink in errors. On error the sink may hold a prefix of the stream: callers writing files
+/// use [`restore_to_file`], which never leaves a short file.
+pub fn restore_stream(
+    repo: &Repo,
+    snap: &Snapshot,
+    sink: &mut (dyn Write + Send),
+    target: &str,
+    progress: &dyn Progress,
+) -> Result<RestoreStats> {
+    let started = Instant::now();
+    let root = stream_root(snap);
+    let backend = repo.backend().clone();
+    let keys = repo.keys().clone();
+    let walker_catalog = repo.open_catalog()?;
+    let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<Located>>>(2);
+    let mut stats = RestoreStats::default();
+    std::thread::scope(|s| -> Result<()> {
+        let (b, k) = (backend.clone(), keys.clone());
+        s.spawn(move || {
+            let walk = || -> Result<()> {
+                let cat = &walker_catalog;
+                let mut list = ContentListReader::new(root, |id| {
+                    repo::load_blob(cat, b.as_ref(), &k, id, content_list::KIND)
+                })?;
+                let mut batch = Vec::with_capacity(BATCH_CHUNKS);
+                while let Some(e) = list.next_chunk()? {
+                    let at = cat.locate(&e.id)?.ok_or(Error::MissingBlob { blob: e.id })?;
+                    batch.push((at, e.size));
+                    if batch.len() == BATCH_CHUNKS
+                        && tx.send(Ok(std::mem::take(&mut batch))).is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+                if !batch.is_empty() {
+                    let _ = tx.send(Ok(batch));
+                }
+                Ok(())
+            };
+            if let Err(e) = walk() {
+                let _ = tx.send(Err(e));
+            }
+        });
+        let mut ready: Option<Vec<Vec<u8>>> = None;
+        loop {
+            let next = match rx.recv() {
+                Ok(b) => Some(b?),
+                Err(_) => None,
+            };
+            if next.is_none() && ready.is_none() {
+                break;
+            }
+            let (written, loaded) = rayon::join(
+                || -> Result<()> {
+                    for chunk in ready.iter().flatten() {
+                        sink.write_all(chunk).map_err(|source| Error::SinkWrite {
+                            target: target.to_owned(),
+                            source,
+                        })?;
+                        progress.bytes(chunk.len() as u64);
+                    }
+                    Ok(())
+                },
+                || {
+                    next.map(|batch| {
+                        let parts: Vec<Vec<Vec<u8>>> = runs(&batch)
+                            .par_iter()
+                            .map(|run| load_run(backend.as_ref(), &keys, run))
+                            .collect::<Result<_>>()?;
+                        Ok::<_, Error>(parts.into_iter().flatten().collect::<Vec<_>>())
+                    })
+                    .transpose()
+                },
+            );
+            written?;
+            if let Some(done) = ready.take() {
+                stats.chunks += done.len() as u64;
+                stats.bytes += done.iter().map(|c| c.len() as u64).sum::<u64>();
+            }
+            ready = loaded?;
+        }
+        Ok(())
+    })?;
+    sink.flush().map_err(|source| Error::SinkWrite {
+        target: target.to_owned(),
+        source,
+    })?;
+    if stats.bytes != root.size {
+        return Err(Error::corrupt(
+            format!("content list {}", root.content_list),
+            crate::format::DecodeError::Invalid("stream length differs from the snapshot"),
+        ));
+    }
+    stats.duration = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// Restores into `path` through a temporary file in the same directory, fsynced and renamed
+/// into place only after every byte was verified and written: a failed restore never leaves
+/// a short file that looks whole.
+pub fn restore_to_file(
+    repo: &Repo,
+    snap: &Snapshot,
+    path: &Path,
+    progress: &dyn Progress,
+) -> Result<RestoreStats> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let io = |what: &'static str| {
+        move |source| Error::LocalIo {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".larder-restore-")
+        .tempfile_in(&dir)
+        .map_err(io("cannot create a temporary file beside"))?;
+    let mut file = std::io::BufWriter::with_capacity(1 << 20, tmp);
+    let stats = restore_stream(repo, snap, &mut file, &path.display().to_string(), progress)?;
+    let tmp = file
+        .into_inner()
+        .map_err(|e| io("cannot write")(e.into_error()))?;
+    tmp.as_file().sync_all().map_err(io("cannot fsync"))?;
+    tmp.persist(path).map_err(|e| io("cannot rename into")(e.error))?;
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io("cannot fsync the directory of"))?;
+    Ok(stats)
+}
