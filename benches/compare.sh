@@ -36,7 +36,7 @@ VERIFY=1
 REPORT_ONLY=0
 OUTDIR=
 
-usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,/^set -euo/{/^#/p}' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -77,7 +77,7 @@ median() {
     printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
         if (NR == 0) { print "nan"; exit }
         m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        if (m == int(m)) printf "%d\n", m; else printf "%.6g\n", m }'
+        if (m == int(m)) printf "%.0f\n", m; else printf "%.6g\n", m }'
 }
 # calc EXPR: evaluate with awk, 3 decimals
 calc() { awk "BEGIN { printf \"%.3f\n\", $* }"; }

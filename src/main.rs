@@ -1,1 +1,19 @@
-fn main() {}
+//! The `larder` command: parse arguments, run one command, print the error once, exit with
+//! the code its kind maps to (`cli/exit.rs`, README "Exit codes").
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(()) => ExitCode::from(cli::exit::SUCCESS),
+        Err(e) => {
+            eprintln!("larder: error: {e:#}");
+            ExitCode::from(cli::exit::code_for(&e))
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! The command line: clap definitions, the shared context (repository, password, cache) and
+//! one module per command. Thin: args → library options → one library call → render.
+
+pub mod cat;
+pub mod exit;
+pub mod init;
+pub mod key;
+pub mod output;
+pub mod restore;
+pub mod snapshot;
+pub mod snapshots;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use larder::backend::Backend;
+use larder::backend::local::LocalBackend;
+use larder::crypto::key_slot::Password;
+use larder::repo::Repo;
+
+/// larder: deduplicating, encrypted backups of database dumps.
+#[derive(Debug, Parser)]
+#[command(name = "larder", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, clap::Args)]
+struct Global {
+    /// Repository location (a directory).
+    #[arg(long, short = 'r', env = "LARDER_REPOSITORY", global = true, value_name = "PATH")]
+    repo: Option<String>,
+    /// Read the password from the first line of this file.
+    #[arg(long, env = "LARDER_PASSWORD_FILE", global = true, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// Run this shell command and use its output as the password.
+    #[arg(long, env = "LARDER_PASSWORD_COMMAND", global = true, value_name = "CMD")]
+    password_command: Option<String>,
+    /// Where the local catalog cache lives (default: the platform cache directory).
+    #[arg(long, env = "LARDER_CACHE_DIR", global = true, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// No progress line, even on a terminal.
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new repository.
+    Init(init::Args),
+    /// Store a stream (stdin, or a command's output) as a new snapshot.
+    Snapshot(snapshot::Args),
+    /// List snapshots.
+    Snapshots(snapshots::Args),
+    /// Write a snapshot's stream to stdout or a file, verifying every blob.
+    Restore(restore::Args),
+    /// Manage key slots (passwords).
+    #[command(subcommand)]
+    Key(key::Command),
+    /// Print a decrypted repository object as JSON (for debugging).
+    Cat(cat::Args),
+}
+
+/// Runs one command.
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx { g: cli.global };
+    match cli.command {
+        Command::Init(a) => init::run(a, &ctx),
+        Command::Snapshot(a) => snapshot::run(a, &ctx),
+        Command::Snapshots(a) => snapshots::run(a, &ctx),
+        Command::Restore(a) => restore::run(a, &ctx),
+        Command::Key(c) => key::run(c, &ctx),
+        Command::Cat(a) => cat::run(a, &ctx),
+    }
+}
+
+/// What every command shares: where the repository is and how to unlock it.
+pub struct Ctx {
+    g: Global,
+}
+
+impl Ctx {
+    /// `--json` given?
+    pub fn json(&self) -> bool {
+        self.g.json
+    }
+
+    /// Progress lines wanted (not `--quiet`, not `--json`)?
+    pub fn progress(&self) -> bool {
+        !self.g.quiet && !self.g.json
+    }
+
+    /// The repository location, as given.
+    pub fn location(&self) -> Result<&str> {
+        self.g.repo.as_deref().filter(|r| !r.is_empty()).ok_or_else(|| {
+            anyhow::Error::new(larder::Error::InvalidArgument(
+                "no repository given: use --repo or set LARDER_REPOSITORY".into(),
+            ))
+        })
+    }
+
+    /// The backend for the repository location.
+    pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        let loc = self.location()?;
+        if let Some((scheme, _)) = loc.split_once("://") {
+            return Err(larder::Error::InvalidArgument(format!(
+                "repository `{loc}`: `{scheme}://` repositories are not supported by this build; give a local directory"
+            ))
+            .into());
+        }
+        Ok(Arc::new(LocalBackend::open(loc)))
+    }
+
+    /// The cache directory for catalogs.
+    pub fn cache_dir(&self) -> Result<PathBuf> {
+        if let Some(d) = &self.g.cache_dir {
+            return Ok(d.clone());
+        }
+        directories::BaseDirs::new()
+            .map(|d| d.cache_dir().join("larder"))
+            .context("cannot find a cache directory; set LARDER_CACHE_DIR or --cache-dir")
+    }
+
+    /// The password, from (in order) `--password-file`, `--password-command`,
+    /// `LARDER_PASSWORD`, or a prompt on a terminal.
+    pub fn password(&self, confirm: bool) -> Result<Password> {
+        if let Some(f) = &self.g.password_file {
+            let s = std::fs::read(f).map_err(|e| {
+                larder::Error::PasswordSource(format!("password file {}: {e}", f.display()))
+            })?;
+            return non_empty(first_line(s));
+        }
+        if let Some(cmd) = &self.g.password_command {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| {
+                    larder::Error::PasswordSource(format!("password command `{cmd}`: {e}"))
+                })?;
+            if !out.status.success() {
+                return Err(larder::Error::PasswordSource(format!(
+                    "password command `{cmd}` {}",
+                    larder::backup::source::describe(out.status)
+                ))
+                .into());
+            }
+            return non_empty(first_line(out.stdout));
+        }
+        if let Ok(p) = std::env::var("LARDER_PASSWORD") {
+            return non_empty(p.into_bytes());
+        }
+        prompt("enter repository password: ", confirm)
+    }
+
+    /// Opens the repository and syncs its catalog.
+    pub fn open_repo(&self) -> Result<Repo> {
+        let backend = self.backend()?;
+        let password = self.password(false)?;
+        let cache = self.cache_dir()?;
+        Ok(Repo::open(backend, &password, &cache)?)
+    }
+}
+
+/// Asks on the terminal (twice if `confirm`); refuses when stdin is not a terminal.
+pub fn prompt(text: &str, confirm: bool) -> Result<Password> {
+    if !std::io::stdin().is_terminal() {
+        return Err(larder::Error::NoPassword.into());
+    }
+    let p = rpassword::prompt_password(text).context("reading the password")?;
+    if confirm {
+        let again = rpassword::prompt_password("enter it again: ").context("reading the password")?;
+        if again != p {
+            bail!(larder::Error::PasswordSource("the passwords do not match".into()));
+        }
+    }
+    non_empty(p.into_bytes())
+}
+
+fn first_line(mut b: Vec<u8>) -> Vec<u8> {
+    if let Some(i) = b.iter().position(|&c| c == b'\n') {
+        b.truncate(i);
+    }
+    if b.last() == Some(&b'\r') {
+        b.pop();
+    }
+    b
+}
+
+fn non_empty(b: Vec<u8>) -> Result<Password> {
+    if b.is_empty() {
+        return Err(larder::Error::PasswordSource("the password is empty".into()).into());
+    }
+    Ok(Password::new(b))
+}
+
+/// Parses a size: bytes, or a number with a binary suffix (`K`, `KiB`, `M`, `MiB`, `G`, `GiB`).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        _ => return Err(format!("`{s}`: unknown unit (use K, M or G)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("8K"), Ok(8192));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("1X").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn first_line_strips_newline() {
+        assert_eq!(first_line(b"pw\r\nrest".to_vec()), b"pw");
+        assert_eq!(first_line(b"pw".to_vec()), b"pw");
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

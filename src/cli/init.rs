@@ -1,0 +1,107 @@
+//! `larder init`: create a repository.
+
+use anyhow::Result;
+use larder::backend::local::LocalBackend;
+use larder::format::config::ChunkerParams;
+use larder::format::key_slot::KdfParams;
+use larder::repo::{self, InitOptions};
+use serde_json::json;
+
+use super::{Ctx, output, parse_size};
+
+/// Chunker, pack and key settings fixed at creation.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Smallest chunk (default 2K).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    chunk_min: Option<u64>,
+    /// Target average chunk (default 8K).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    chunk_avg: Option<u64>,
+    /// Largest chunk (default 64K).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    chunk_max: Option<u64>,
+    /// Target pack size (default 16M).
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pack_size: Option<u64>,
+    /// Default zstd level for new data (-7 to 22, default 3).
+    #[arg(long, allow_negative_numbers = true, value_parser = clap::value_parser!(i32).range(-7..=22))]
+    compression: Option<i32>,
+    /// Argon2id memory in MiB for the first key slot (default 64, floor 19).
+    #[arg(long, value_name = "MIB")]
+    kdf_memory: Option<u32>,
+    /// Argon2id passes (default 3, floor 2).
+    #[arg(long, value_name = "N")]
+    kdf_iterations: Option<u32>,
+    /// Argon2id lanes (default 2).
+    #[arg(long, value_name = "N")]
+    kdf_parallelism: Option<u32>,
+}
+
+fn u32_size(v: Option<u64>, default: u32, what: &str) -> Result<u32> {
+    match v {
+        None => Ok(default),
+        Some(v) => u32::try_from(v).map_err(|_| {
+            larder::Error::InvalidArgument(format!("{what} {v} is too large")).into()
+        }),
+    }
+}
+
+/// Parses the settings into `InitOptions`.
+pub fn options(a: &Args) -> Result<InitOptions> {
+    let d = InitOptions::default();
+    let chunker = ChunkerParams {
+        min_size: u32_size(a.chunk_min, d.chunker.min_size, "--chunk-min")?,
+        avg_size: u32_size(a.chunk_avg, d.chunker.avg_size, "--chunk-avg")?,
+        max_size: u32_size(a.chunk_max, d.chunker.max_size, "--chunk-max")?,
+        ..d.chunker
+    };
+    chunker
+        .validate()
+        .map_err(|e| larder::Error::InvalidArgument(format!("chunk sizes: {e}")))?;
+    let kdf = KdfParams {
+        m_cost: a.kdf_memory.map_or(d.kdf.m_cost, |m| m.saturating_mul(1024)),
+        t_cost: a.kdf_iterations.unwrap_or(d.kdf.t_cost),
+        p_cost: a.kdf_parallelism.unwrap_or(d.kdf.p_cost),
+    };
+    if !kdf.in_range() {
+        return Err(larder::Error::KdfParams(format!(
+            "{kdf} (floor {}, ceiling {})",
+            KdfParams::FLOOR,
+            KdfParams::CEILING
+        ))
+        .into());
+    }
+    Ok(InitOptions {
+        chunker,
+        pack_size: u32_size(a.pack_size, d.pack_size, "--pack-size")?,
+        zstd_level: a.compression.unwrap_or(d.zstd_level),
+        kdf,
+        host: d.host,
+    })
+}
+
+/// Runs `init`.
+pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
+    let opts = options(&a)?;
+    let location = ctx.location()?.to_owned();
+    if location.contains("://") {
+        ctx.backend()?;
+    }
+    let password = ctx.password(true)?;
+    let backend = LocalBackend::create(&location)?;
+    let id = repo::init(&backend, &password, &opts)?;
+    if ctx.json() {
+        output::json(&json!({
+            "repository": location,
+            "id": id,
+            "chunker": opts.chunker,
+            "pack_size": opts.pack_size,
+            "zstd_level": opts.zstd_level,
+        }))
+    } else {
+        println!("created repository {} at {location}", id.short());
+        println!("keep the password safe: without it the data cannot be read back");
+        Ok(())
+    }
+}

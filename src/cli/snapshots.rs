@@ -1,0 +1,69 @@
+//! `larder snapshots`: list snapshots.
+
+use anyhow::Result;
+use jiff::tz::TimeZone;
+use larder::format::snapshot::{ProducerStatus, Source};
+use larder::snapshot::Selector;
+use serde_json::json;
+
+use super::{Ctx, output};
+
+/// Filters.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this series.
+    #[arg(long, short = 'n')]
+    name: Option<String>,
+    /// Only this host.
+    #[arg(long)]
+    host: Option<String>,
+}
+
+/// Runs `snapshots`.
+pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
+    let repo = ctx.open_repo()?;
+    let sel = Selector {
+        id: None,
+        name: a.name,
+        host: a.host,
+        at: None,
+    };
+    let snaps: Vec<_> = repo
+        .catalog()
+        .snapshots()?
+        .into_iter()
+        .filter(|(_, s)| sel.matches(s))
+        .collect();
+    if ctx.json() {
+        let list: Vec<_> = snaps
+            .iter()
+            .map(|(id, s)| json!({"id": id, "snapshot": s}))
+            .collect();
+        return output::json(&serde_json::Value::Array(list));
+    }
+    println!(
+        "{:<8}  {:<19}  {:<12}  {:<16}  {:>10}  {:>10}  source",
+        "id", "time", "host", "name", "size", "added"
+    );
+    let tz = TimeZone::system();
+    for (id, s) in &snaps {
+        let time = s.time.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S").to_string();
+        let source = match (&s.source, &s.producer_status) {
+            (Source::Stdin, _) => "stdin (producer status unknown)".to_owned(),
+            (Source::Command { argv }, ProducerStatus::Exited { code }) => {
+                format!("`{}` exited {code}", argv.join(" "))
+            }
+            (Source::Command { argv }, ProducerStatus::Unknown) => format!("`{}`", argv.join(" ")),
+        };
+        println!(
+            "{:<8}  {time:<19}  {:<12}  {:<16}  {:>10}  {:>10}  {source}",
+            id.short(),
+            s.host,
+            s.name,
+            output::bytes(s.bytes_read),
+            output::bytes(s.bytes_added),
+        );
+    }
+    println!("{} snapshots", snaps.len());
+    Ok(())
+}
