@@ -1,1 +1,436 @@
-fn main() {}
+//! Each stage of the backup data path alone, single-threaded, beside its ceiling:
+//!
+//! ```text
+//! source -> chunk -> hash (keyed id) -> compress (zstd) -> seal (AEAD) -> pack writer
+//! ```
+//!
+//! | group      | larder                                      | ceiling                                       |
+//! | ---------- | ------------------------------------------- | --------------------------------------------- |
+//! | `chunk`    | `Chunker::next_batch(BATCH_BYTES)`          | `fastcdc::v2020::FastCDC`, same sizes         |
+//! | `hash`     | `Keys::blob_id` per 8 KiB chunk             | `blake3::hash` per 8 KiB chunk                |
+//! | `compress` | `compress::compress` / `decompress`         | `zstd::bulk` (fresh and reused context)       |
+//! | `seal`     | `Keys::seal_blob`; `blob::seal`, `blob::open` | raw XChaCha20-Poly1305, fixed nonce         |
+//! | `pack`     | `PackWriter::add` until packs close         | copy into 16 MiB buffers + BLAKE3 of each     |
+//!
+//! The per-chunk stages work on the data cut into fixed 8 KiB chunks (the chunker's
+//! average), so every benchmark of a data set covers the same bytes. Throughput is the
+//! plaintext length of the data set, except in `pack`, where it is the sealed bytes the
+//! writer is handed.
+//!
+//! Data, generated deterministically at start-up: `text`, 64 MiB of rows shaped like the
+//! `pgbench_accounts` COPY block of a plain `pg_dump` (sequential `aid`, its `bid`, a
+//! pseudo-random `abalance`, 84 blank filler characters), and `random`, 64 MiB of
+//! incompressible bytes. If `LARDER_BENCH_FILE` names a file, its first 256 MiB replace
+//! `text` (as data set `file`), e.g. `benches/dump-pair.sh`'s `A.sql`.
+//!
+//! ```sh
+//! cargo bench --bench stages                      # about 3 minutes on 2 cores
+//! cargo bench --bench stages -- --quick           # one short pass
+//! cargo bench --bench stages -- 'seal/'           # one group
+//! LARDER_BENCH_FILE=/var/tmp/larder-bench/A.sql cargo bench --bench stages
+//! ```
+//!
+//! The whole pipeline, with its threads and a real repository, is `benches/pipeline.rs`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group,
+    criterion_main,
+};
+use larder::backup::BATCH_BYTES;
+use larder::blob::{self, SealedBlob};
+use larder::chunker::Chunker;
+use larder::crypto::{Keys, MasterKey, SEAL_OVERHEAD};
+use larder::format::{BlobKind, Compression};
+use larder::id::{BlobId, RepoId};
+use larder::pack::writer::PackWriter;
+use larder::repo::{DEFAULT_CHUNKER, DEFAULT_PACK_SIZE, DEFAULT_ZSTD_LEVEL};
+
+/// Bytes of a chunk in the per-chunk stages: the chunker's average size.
+const CHUNK: usize = 8 * 1024;
+
+/// The data sets, generated deterministically (`benches/pipeline.rs` has the same generator).
+mod data {
+    use std::io::{Read, Write};
+
+    /// Bytes of each generated data set.
+    pub const SET_BYTES: usize = 64 * 1024 * 1024;
+    /// Bytes read from `LARDER_BENCH_FILE` at most.
+    pub const FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+    /// A named input.
+    pub struct DataSet {
+        /// Benchmark parameter: `text`, `file` or `random`.
+        pub name: &'static str,
+        /// The bytes.
+        pub bytes: Vec<u8>,
+    }
+
+    /// `text` (or `file`) and `random`.
+    pub fn sets() -> Vec<DataSet> {
+        let text = match std::env::var_os("LARDER_BENCH_FILE") {
+            Some(path) => {
+                let mut bytes = Vec::new();
+                std::fs::File::open(&path)
+                    .and_then(|f| f.take(FILE_BYTES).read_to_end(&mut bytes))
+                    .expect("LARDER_BENCH_FILE names a readable file");
+                assert!(!bytes.is_empty(), "LARDER_BENCH_FILE is empty");
+                DataSet {
+                    name: "file",
+                    bytes,
+                }
+            }
+            None => DataSet {
+                name: "text",
+                bytes: dump_text(SET_BYTES),
+            },
+        };
+        let random = DataSet {
+            name: "random",
+            bytes: random(SET_BYTES),
+        };
+        vec![text, random]
+    }
+
+    /// SplitMix64: small, fast and the same everywhere.
+    struct SplitMix64(u64);
+
+    impl SplitMix64 {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+    }
+
+    /// `len` bytes of a `pgbench_accounts` COPY block: `aid \t bid \t abalance \t filler`.
+    pub fn dump_text(len: usize) -> Vec<u8> {
+        let mut out = Vec::with_capacity(len + 128);
+        out.extend_from_slice(
+            b"COPY public.pgbench_accounts (aid, bid, abalance, filler) FROM stdin;\n",
+        );
+        let mut rng = SplitMix64(0x6c61_7264_6572);
+        let mut aid = 1u64;
+        while out.len() < len {
+            let abalance = i64::try_from(rng.next() % 10_001).expect("below 10001") - 5_000;
+            writeln!(out, "{aid}\t{}\t{abalance}\t{:84}", 1 + aid / 100_000, "")
+                .expect("writing to a Vec cannot fail");
+            aid += 1;
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// `len` incompressible bytes (BLAKE3 XOF of a fixed input).
+    pub fn random(len: usize) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        blake3::Hasher::new()
+            .update(b"larder bench random")
+            .finalize_xof()
+            .fill(&mut out);
+        out
+    }
+}
+
+/// A group sized for a quick suite: ten samples of one or more whole passes over a data set.
+fn group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    // A pass takes tens to hundreds of milliseconds: flat sampling keeps the sample count
+    // at ten without criterion's linear ramp of 1..=10 passes per sample.
+    g.sampling_mode(SamplingMode::Flat);
+    g
+}
+
+fn bytes(n: usize) -> Throughput {
+    Throughput::Bytes(u64::try_from(n).expect("a data set fits in u64"))
+}
+
+/// source -> **chunk**: the whole data set through `next_batch`, as the backup thread
+/// drives it, against the fastcdc crate's own iterator with the same sizes.
+fn chunk(c: &mut Criterion, sets: &[data::DataSet], keys: &Keys) {
+    let mut g = group(c, "chunk");
+    let p = DEFAULT_CHUNKER;
+    let (min, avg, max) = (
+        p.min_size as usize,
+        p.avg_size as usize,
+        p.max_size as usize,
+    );
+    for set in sets {
+        let data = &set.bytes[..];
+        g.throughput(bytes(data.len()));
+        g.bench_function(BenchmarkId::new("larder", set.name), |b| {
+            b.iter(|| {
+                let mut chunker = Chunker::new(data, &DEFAULT_CHUNKER, keys.gear());
+                let mut chunks = 0;
+                while let Some(batch) = chunker
+                    .next_batch(BATCH_BYTES)
+                    .expect("reading a slice cannot fail")
+                {
+                    chunks += black_box(batch).chunks.len();
+                }
+                chunks
+            });
+        });
+        g.bench_function(BenchmarkId::new("fastcdc", set.name), |b| {
+            b.iter(|| fastcdc::v2020::FastCDC::new(data, min, avg, max).count());
+        });
+    }
+    g.finish();
+}
+
+/// chunk -> **keyed id**: keyed BLAKE3 over `kind ‖ chunk` against plain BLAKE3 of the chunk.
+fn hash(c: &mut Criterion, sets: &[data::DataSet], keys: &Keys) {
+    let mut g = group(c, "hash");
+    for set in sets {
+        let data = &set.bytes[..];
+        g.throughput(bytes(data.len()));
+        g.bench_function(BenchmarkId::new("larder_blob_id", set.name), |b| {
+            b.iter(|| {
+                for chunk in data.chunks(CHUNK) {
+                    black_box(keys.blob_id(BlobKind::Data, chunk));
+                }
+            });
+        });
+        g.bench_function(BenchmarkId::new("blake3", set.name), |b| {
+            b.iter(|| {
+                for chunk in data.chunks(CHUNK) {
+                    black_box(blake3::hash(chunk));
+                }
+            });
+        });
+    }
+    g.finish();
+}
+
+/// dedup -> **zstd** and back: larder's thread-local contexts against `zstd::bulk`, once
+/// with a context per call (`zstd::bulk::compress`) and once with one reused context.
+fn compress(c: &mut Criterion, sets: &[data::DataSet]) {
+    let level = DEFAULT_ZSTD_LEVEL;
+    let mut g = group(c, "compress");
+    for set in sets {
+        let data = &set.bytes[..];
+        g.throughput(bytes(data.len()));
+        g.bench_function(BenchmarkId::new("larder", set.name), |b| {
+            b.iter(|| {
+                for chunk in data.chunks(CHUNK) {
+                    black_box(larder::compress::compress(chunk, level).expect("zstd compresses"));
+                }
+            });
+        });
+        g.bench_function(BenchmarkId::new("zstd_bulk", set.name), |b| {
+            b.iter(|| {
+                for chunk in data.chunks(CHUNK) {
+                    black_box(zstd::bulk::compress(chunk, level).expect("zstd compresses"));
+                }
+            });
+        });
+        g.bench_function(BenchmarkId::new("zstd_reused_context", set.name), |b| {
+            let mut z = zstd::bulk::Compressor::new(level).expect("a zstd context");
+            b.iter(|| {
+                for chunk in data.chunks(CHUNK) {
+                    black_box(z.compress(chunk).expect("zstd compresses"));
+                }
+            });
+        });
+
+        // `decompress` takes its payload by value (it comes straight from `unseal`), so each
+        // pass gets fresh copies, made outside the timed region.
+        let payloads: Vec<(Compression, Vec<u8>, usize)> = data
+            .chunks(CHUNK)
+            .map(|chunk| {
+                let (how, payload) =
+                    larder::compress::compress(chunk, level).expect("zstd compresses");
+                (how, payload, chunk.len())
+            })
+            .collect();
+        g.bench_function(BenchmarkId::new("larder_decompress", set.name), |b| {
+            b.iter_batched(
+                || payloads.clone(),
+                |payloads| {
+                    for (how, payload, raw_len) in payloads {
+                        black_box(
+                            larder::compress::decompress(how, payload, raw_len)
+                                .expect("what compress made decompresses"),
+                        );
+                    }
+                },
+                BatchSize::PerIteration,
+            );
+        });
+        let frames: Vec<Vec<u8>> = data
+            .chunks(CHUNK)
+            .map(|chunk| zstd::bulk::compress(chunk, level).expect("zstd compresses"))
+            .collect();
+        g.bench_function(BenchmarkId::new("zstd_decompress", set.name), |b| {
+            let mut z = zstd::bulk::Decompressor::new().expect("a zstd context");
+            b.iter(|| {
+                for frame in &frames {
+                    black_box(
+                        z.decompress(frame, CHUNK)
+                            .expect("a zstd frame decompresses"),
+                    );
+                }
+            });
+        });
+    }
+    g.finish();
+}
+
+/// zstd -> **AEAD**: `Keys::seal_blob` (fresh OS nonce, associated data) against the bare
+/// cipher with a fixed nonce; then the whole blob step both ways, `blob::seal`
+/// (compress + seal + open once to verify) and `blob::open` (unseal + decompress + re-hash).
+fn seal(c: &mut Criterion, sets: &[data::DataSet], keys: &Keys) {
+    let level = DEFAULT_ZSTD_LEVEL;
+    let mut g = group(c, "seal");
+    for set in sets {
+        let data = &set.bytes[..];
+        let ids: Vec<BlobId> = data
+            .chunks(CHUNK)
+            .map(|chunk| keys.blob_id(BlobKind::Data, chunk))
+            .collect();
+        g.throughput(bytes(data.len()));
+        g.bench_function(BenchmarkId::new("larder_seal_blob", set.name), |b| {
+            let mut out = Vec::with_capacity(CHUNK + SEAL_OVERHEAD);
+            b.iter(|| {
+                for (chunk, id) in data.chunks(CHUNK).zip(&ids) {
+                    out.clear();
+                    keys.seal_blob(&mut out, BlobKind::Data, id, Compression::None, chunk);
+                    black_box(&out);
+                }
+            });
+        });
+        g.bench_function(BenchmarkId::new("xchacha20poly1305", set.name), |b| {
+            let aead = XChaCha20Poly1305::new(&[7u8; 32].into());
+            let nonce = XNonce::from([0u8; 24]);
+            let mut buf = Vec::with_capacity(CHUNK);
+            b.iter(|| {
+                for chunk in data.chunks(CHUNK) {
+                    buf.clear();
+                    buf.extend_from_slice(chunk);
+                    black_box(
+                        aead.encrypt_inout_detached(&nonce, b"", buf.as_mut_slice().into())
+                            .expect("XChaCha20-Poly1305 seals 8 KiB"),
+                    );
+                }
+            });
+        });
+        g.bench_function(BenchmarkId::new("larder_blob_seal", set.name), |b| {
+            b.iter(|| {
+                for (chunk, id) in data.chunks(CHUNK).zip(&ids) {
+                    black_box(
+                        blob::seal(keys, BlobKind::Data, *id, chunk, level).expect("a chunk seals"),
+                    );
+                }
+            });
+        });
+        let sealed = seal_all(keys, data);
+        g.bench_function(BenchmarkId::new("larder_blob_open", set.name), |b| {
+            b.iter(|| {
+                for s in &sealed {
+                    black_box(
+                        blob::open(keys, s.kind, s.id, s.compression, s.raw_len, &s.bytes)
+                            .expect("a sealed blob opens"),
+                    );
+                }
+            });
+        });
+    }
+    g.finish();
+}
+
+/// AEAD -> **pack writer**: every sealed chunk of a data set added to a `PackWriter` with the
+/// default 16 MiB target, packs closed as they fill and at the end, against copying the same
+/// bytes into 16 MiB buffers and hashing each (a pack's id is the BLAKE3 of its bytes).
+fn pack(c: &mut Criterion, sets: &[data::DataSet], keys: &Keys) {
+    let target = usize::try_from(DEFAULT_PACK_SIZE).expect("16 MiB fits in usize");
+    let mut g = group(c, "pack");
+    for set in sets {
+        let sealed = seal_all(keys, &set.bytes);
+        let stored: usize = sealed.iter().map(|s| s.bytes.len()).sum();
+        g.throughput(bytes(stored));
+        // `add` takes blobs by value: fresh copies per pass, made outside the timed region;
+        // the finished packs are dropped outside it too.
+        g.bench_function(BenchmarkId::new("larder", set.name), |b| {
+            b.iter_batched(
+                || sealed.iter().map(copy).collect::<Vec<_>>(),
+                |blobs| {
+                    let mut w = PackWriter::new(target);
+                    let mut packs: Vec<_> =
+                        blobs.into_iter().filter_map(|s| w.add(keys, s)).collect();
+                    packs.extend(w.finish(keys));
+                    packs
+                },
+                BatchSize::PerIteration,
+            );
+        });
+        g.bench_function(BenchmarkId::new("copy_and_hash", set.name), |b| {
+            b.iter_batched(
+                || sealed.iter().map(copy).collect::<Vec<_>>(),
+                |blobs| {
+                    let mut packs = Vec::new();
+                    let mut buf = Vec::with_capacity(target + target / 8);
+                    for s in blobs {
+                        buf.extend_from_slice(&s.bytes);
+                        if buf.len() >= target {
+                            packs.push((blake3::hash(&buf), std::mem::take(&mut buf)));
+                            buf.reserve(target + target / 8);
+                        }
+                    }
+                    packs.push((blake3::hash(&buf), buf));
+                    packs
+                },
+                BatchSize::PerIteration,
+            );
+        });
+    }
+    g.finish();
+}
+
+/// Every 8 KiB chunk of `data` through `blob::seal`.
+fn seal_all(keys: &Keys, data: &[u8]) -> Vec<SealedBlob> {
+    data.chunks(CHUNK)
+        .map(|chunk| {
+            let id = keys.blob_id(BlobKind::Data, chunk);
+            blob::seal(keys, BlobKind::Data, id, chunk, DEFAULT_ZSTD_LEVEL).expect("a chunk seals")
+        })
+        .collect()
+}
+
+/// A copy of a sealed blob (`SealedBlob` is not `Clone`), for the passes that consume them.
+fn copy(s: &SealedBlob) -> SealedBlob {
+    SealedBlob {
+        id: s.id,
+        kind: s.kind,
+        compression: s.compression,
+        raw_len: s.raw_len,
+        bytes: s.bytes.clone(),
+    }
+}
+
+fn stages(c: &mut Criterion) {
+    let sets = data::sets();
+    let keys = Keys::derive(RepoId([1; 32]), MasterKey::generate());
+    chunk(c, &sets, &keys);
+    hash(c, &sets, &keys);
+    compress(c, &sets);
+    seal(c, &sets, &keys);
+    pack(c, &sets, &keys);
+}
+
+criterion_group! {
+    name = benches;
+    // Command-line flags (`--quick`, `--measurement-time`, `--sample-size`) override these.
+    config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    targets = stages
+}
+criterion_main!(benches);

@@ -151,7 +151,11 @@ pub fn store_stream(
                 break;
             }
             let (sealed, prepared) = rayon::join(
-                || prev.as_ref().map(|p| seal_fresh(&keys, level, p)).transpose(),
+                || {
+                    prev.as_ref()
+                        .map(|p| seal_fresh(&keys, level, p))
+                        .transpose()
+                },
                 || next.map(|b| prepare(w, b)).transpose(),
             );
             let (sealed, prepared) = (sealed?, prepared?);
@@ -208,7 +212,10 @@ pub fn snapshot_stream(
     let snapshot = Snapshot {
         time,
         duration: started.elapsed().as_secs_f64(),
-        host: opts.host.clone().unwrap_or_else(crate::snapshot::default_host),
+        host: opts
+            .host
+            .clone()
+            .unwrap_or_else(crate::snapshot::default_host),
         name: opts.name.clone(),
         tags: opts.tags.clone(),
         source,

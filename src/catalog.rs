@@ -82,7 +82,8 @@ impl Catalog {
         conn.busy_timeout(Duration::from_secs(60)).map_err(e)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
         // A cache: losing the last transactions on power loss costs a re-sync, nothing more.
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(e)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(e)?;
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(e)?;
         let c = Self {
             conn,
@@ -95,7 +96,9 @@ impl Catalog {
         if version == 0 {
             let tx = c.conn.unchecked_transaction().map_err(e)?;
             // Another process may have created it between our check and this transaction.
-            let again: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(e)?;
+            let again: i64 = tx
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(e)?;
             if again == 0 {
                 tx.execute_batch(schema::DDL).map_err(e)?;
                 tx.execute(
@@ -184,9 +187,8 @@ impl Catalog {
                     )
                     .map_err(e)?;
                 for p in packs {
-                    let length = i64::try_from(p.length).map_err(|_| {
-                        e(rusqlite::Error::IntegralValueOutOfRange(1, i64::MAX))
-                    })?;
+                    let length = i64::try_from(p.length)
+                        .map_err(|_| e(rusqlite::Error::IntegralValueOutOfRange(1, i64::MAX)))?;
                     put_pack
                         .execute(params![p.id.as_bytes().as_slice(), length, segment])
                         .map_err(e)?;
@@ -346,7 +348,9 @@ impl Catalog {
             .prepare_cached("SELECT id, body FROM snapshots ORDER BY time, id")
             .map_err(self.err())?;
         let rows = st
-            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
+            })
             .map_err(self.err())?;
         let mut out = Vec::new();
         for r in rows {
@@ -355,9 +359,8 @@ impl Catalog {
                 path: self.path.clone(),
                 source: rusqlite::Error::InvalidColumnName("snapshot id".into()),
             })?;
-            let snap = Snapshot::decode_body(body.as_bytes()).map_err(|e| {
-                Error::corrupt(format!("catalog entry for snapshot {id}"), e)
-            })?;
+            let snap = Snapshot::decode_body(body.as_bytes())
+                .map_err(|e| Error::corrupt(format!("catalog entry for snapshot {id}"), e))?;
             out.push((id, snap));
         }
         Ok(out)

@@ -35,13 +35,24 @@ pub struct Cli {
 #[derive(Debug, clap::Args)]
 struct Global {
     /// Repository location (a directory).
-    #[arg(long, short = 'r', env = "LARDER_REPOSITORY", global = true, value_name = "PATH")]
+    #[arg(
+        long,
+        short = 'r',
+        env = "LARDER_REPOSITORY",
+        global = true,
+        value_name = "PATH"
+    )]
     repo: Option<String>,
     /// Read the password from the first line of this file.
     #[arg(long, env = "LARDER_PASSWORD_FILE", global = true, value_name = "FILE")]
     password_file: Option<PathBuf>,
     /// Run this shell command and use its output as the password.
-    #[arg(long, env = "LARDER_PASSWORD_COMMAND", global = true, value_name = "CMD")]
+    #[arg(
+        long,
+        env = "LARDER_PASSWORD_COMMAND",
+        global = true,
+        value_name = "CMD"
+    )]
     password_command: Option<String>,
     /// Where the local catalog cache lives (default: the platform cache directory).
     #[arg(long, env = "LARDER_CACHE_DIR", global = true, value_name = "DIR")]
@@ -102,11 +113,15 @@ impl Ctx {
 
     /// The repository location, as given.
     pub fn location(&self) -> Result<&str> {
-        self.g.repo.as_deref().filter(|r| !r.is_empty()).ok_or_else(|| {
-            anyhow::Error::new(larder::Error::InvalidArgument(
-                "no repository given: use --repo or set LARDER_REPOSITORY".into(),
-            ))
-        })
+        self.g
+            .repo
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| {
+                anyhow::Error::new(larder::Error::InvalidArgument(
+                    "no repository given: use --repo or set LARDER_REPOSITORY".into(),
+                ))
+            })
     }
 
     /// The backend for the repository location.
@@ -180,9 +195,12 @@ pub fn prompt(text: &str, confirm: bool) -> Result<Password> {
     }
     let p = rpassword::prompt_password(text).context("reading the password")?;
     if confirm {
-        let again = rpassword::prompt_password("enter it again: ").context("reading the password")?;
+        let again =
+            rpassword::prompt_password("enter it again: ").context("reading the password")?;
         if again != p {
-            bail!(larder::Error::PasswordSource("the passwords do not match".into()));
+            bail!(larder::Error::PasswordSource(
+                "the passwords do not match".into()
+            ));
         }
     }
     non_empty(p.into_bytes())
@@ -218,7 +236,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "g" | "gib" | "gb" => 1 << 30,
         _ => return Err(format!("`{s}`: unknown unit (use K, M or G)")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@
 //! path from the changed chunks to the root.
 
 use crate::error::{Error, Result};
-use crate::format::{BlobKind, DecodeError};
 use crate::format::content_list::{ContentListBlob, ListEntry, MAX_LEVEL};
+use crate::format::{BlobKind, DecodeError};
 use crate::id::BlobId;
 
 /// A node is cut after an entry whose id has these low bits all zero (mean fan-out 256).
@@ -110,7 +110,9 @@ fn node(level: usize, entries: Vec<ListEntry>) -> Result<ContentListBlob> {
     let level = u8::try_from(level)
         .ok()
         .filter(|l| *l <= MAX_LEVEL)
-        .ok_or_else(|| Error::InvalidArgument("content list deeper than the format allows".into()))?;
+        .ok_or_else(|| {
+            Error::InvalidArgument("content list deeper than the format allows".into())
+        })?;
     Ok(ContentListBlob { level, entries })
 }
 
@@ -137,7 +139,9 @@ impl<'a> ContentListReader<'a> {
     }
 
     fn node(&mut self, id: &BlobId, level: Option<u8>, size: u64) -> Result<ContentListBlob> {
-        let bad = |what: &'static str| Error::corrupt(format!("content list {id}"), DecodeError::Invalid(what));
+        let bad = |what: &'static str| {
+            Error::corrupt(format!("content list {id}"), DecodeError::Invalid(what))
+        };
         let plain = (self.load)(id)?;
         let node = ContentListBlob::decode(&plain)
             .map_err(|e| Error::corrupt(format!("content list {id}"), e))?;
@@ -211,7 +215,12 @@ mod tests {
     #[test]
     fn round_trip_sizes() {
         for n in [0usize, 1, 2, 255, 4096, 4097, 20_000, 100_000] {
-            let entries: Vec<_> = (0..n as u64).map(|i| ListEntry { id: id(i, 0), size: i % 7 + 1 }).collect();
+            let entries: Vec<_> = (0..n as u64)
+                .map(|i| ListEntry {
+                    id: id(i, 0),
+                    size: i % 7 + 1,
+                })
+                .collect();
             let mut store = HashMap::new();
             let root = build(&entries, &mut store);
             assert_eq!(root.size, entries.iter().map(|e| e.size).sum::<u64>());
@@ -221,12 +230,26 @@ mod tests {
 
     #[test]
     fn an_edit_changes_few_nodes() {
-        let entries: Vec<_> = (0..50_000u64).map(|i| ListEntry { id: id(i, 0), size: 8192 }).collect();
+        let entries: Vec<_> = (0..50_000u64)
+            .map(|i| ListEntry {
+                id: id(i, 0),
+                size: 8192,
+            })
+            .collect();
         let mut a = HashMap::new();
         build(&entries, &mut a);
         let mut edited = entries.clone();
-        edited[25_000] = ListEntry { id: id(1, 9), size: 8000 };
-        edited.insert(40_000, ListEntry { id: id(2, 9), size: 10 });
+        edited[25_000] = ListEntry {
+            id: id(1, 9),
+            size: 8000,
+        };
+        edited.insert(
+            40_000,
+            ListEntry {
+                id: id(2, 9),
+                size: 10,
+            },
+        );
         let mut b = HashMap::new();
         build(&edited, &mut b);
         let new = b.keys().filter(|k| !a.contains_key(k)).count();
@@ -236,7 +259,12 @@ mod tests {
 
     #[test]
     fn reader_rejects_inconsistent_sizes() {
-        let entries: Vec<_> = (0..10_000u64).map(|i| ListEntry { id: id(i, 0), size: 1 }).collect();
+        let entries: Vec<_> = (0..10_000u64)
+            .map(|i| ListEntry {
+                id: id(i, 0),
+                size: 1,
+            })
+            .collect();
         let mut store = HashMap::new();
         let mut root = build(&entries, &mut store);
         root.size += 1;

@@ -84,7 +84,9 @@ pub enum Error {
     #[error("wrong password: no key slot of this repository opens with it")]
     WrongPassword,
     /// No way to get a password: no flag, no variable, not a terminal.
-    #[error("no password given: set LARDER_PASSWORD, LARDER_PASSWORD_FILE or LARDER_PASSWORD_COMMAND, or run on a terminal")]
+    #[error(
+        "no password given: set LARDER_PASSWORD, LARDER_PASSWORD_FILE or LARDER_PASSWORD_COMMAND, or run on a terminal"
+    )]
     NoPassword,
     /// The password source itself failed.
     #[error("cannot read the password: {0}")]

@@ -98,13 +98,16 @@ pub fn init(b: &dyn Backend, password: &Password, opts: &InitOptions) -> Result<
     let keys = Keys::derive(repo_id, master);
     store_key_slot(b, &slot)?;
     let sealed = keys.seal_object(ObjectKind::Config, &config.encode_body());
-    b.put(&ObjectKey::config(), &format::config::encode(&repo_id, &sealed))
-        .map_err(|e| match e {
-            backend::Error::AlreadyExists { .. } => Error::RepoExists {
-                location: b.location(),
-            },
-            e => e.into(),
-        })?;
+    b.put(
+        &ObjectKey::config(),
+        &format::config::encode(&repo_id, &sealed),
+    )
+    .map_err(|e| match e {
+        backend::Error::AlreadyExists { .. } => Error::RepoExists {
+            location: b.location(),
+        },
+        e => e.into(),
+    })?;
     Ok(repo_id)
 }
 
@@ -138,8 +141,7 @@ fn read_config(b: &dyn Backend) -> Result<(RepoId, Vec<u8>)> {
         }
         Err(e) => return Err(e.into()),
     };
-    let (repo, sealed) =
-        format::config::decode(&bytes).map_err(|e| Error::corrupt("config", e))?;
+    let (repo, sealed) = format::config::decode(&bytes).map_err(|e| Error::corrupt("config", e))?;
     Ok((repo, sealed.to_vec()))
 }
 
@@ -180,7 +182,8 @@ impl Repo {
             .map_err(|_| Error::UnauthenticObject {
                 object: "config".into(),
             })?;
-        let config = Config::decode_body(&body, &repo_id).map_err(|e| Error::corrupt("config", e))?;
+        let config =
+            Config::decode_body(&body, &repo_id).map_err(|e| Error::corrupt("config", e))?;
         let catalog_path = cache_dir.join(repo_id.to_hex()).join("catalog.sqlite");
         let mut catalog = Catalog::open(&catalog_path, &repo_id)?;
         let sync_stats = sync::sync(&mut catalog, b.as_ref(), &keys)?;
@@ -249,7 +252,13 @@ impl Repo {
 
     /// Adds a key slot for `password`; returns its id.
     pub fn add_key(&self, password: &Password, kdf: KdfParams, host: &str) -> Result<KeyId> {
-        let slot = key_slot::wrap(*self.keys.repo_id(), self.keys.master(), password, kdf, host)?;
+        let slot = key_slot::wrap(
+            *self.keys.repo_id(),
+            self.keys.master(),
+            password,
+            kdf,
+            host,
+        )?;
         store_key_slot(self.backend.as_ref(), &slot)
     }
 
@@ -272,7 +281,9 @@ impl Repo {
             )));
         }
         if slots.len() <= 1 {
-            return Err(Error::KeySlot("refusing to remove the last key slot".into()));
+            return Err(Error::KeySlot(
+                "refusing to remove the last key slot".into(),
+            ));
         }
         self.backend.delete(&ObjectKey::key_slot(id))?;
         Ok(())
@@ -280,7 +291,12 @@ impl Repo {
 
     /// Replaces the slot this session opened with a new one for `password`: the new slot is
     /// written before the old one is removed.
-    pub fn change_password(&mut self, password: &Password, kdf: KdfParams, host: &str) -> Result<KeyId> {
+    pub fn change_password(
+        &mut self,
+        password: &Password,
+        kdf: KdfParams,
+        host: &str,
+    ) -> Result<KeyId> {
         let new = self.add_key(password, kdf, host)?;
         let old = std::mem::replace(&mut self.key_id, new);
         self.backend.delete(&ObjectKey::key_slot(&old))?;

@@ -78,7 +78,10 @@ fn load_run(b: &dyn Backend, keys: &Keys, run: &[Located]) -> Result<Vec<Vec<u8>
         return Ok(Vec::new());
     };
     let base = first.0.entry.offset;
-    let bytes = b.get_range(&ObjectKey::pack(&first.0.pack), base..last.0.entry.range().end)?;
+    let bytes = b.get_range(
+        &ObjectKey::pack(&first.0.pack),
+        base..last.0.entry.range().end,
+    )?;
     run.iter()
         .map(|(at, size)| {
             let corrupt = |reason| Error::CorruptBlob {
@@ -87,7 +90,9 @@ fn load_run(b: &dyn Backend, keys: &Keys, run: &[Located]) -> Result<Vec<Vec<u8>
                 reason,
             };
             if at.entry.kind != BlobKind::Data {
-                return Err(corrupt("indexed as a content list where a data chunk belongs"));
+                return Err(corrupt(
+                    "indexed as a content list where a data chunk belongs",
+                ));
             }
             let r = at.entry.range();
             let sealed = usize::try_from(r.start - base)
@@ -139,7 +144,9 @@ pub fn restore_stream(
                 })?;
                 let mut batch = Vec::with_capacity(BATCH_CHUNKS);
                 while let Some(e) = list.next_chunk()? {
-                    let at = cat.locate(&e.id)?.ok_or(Error::MissingBlob { blob: e.id })?;
+                    let at = cat
+                        .locate(&e.id)?
+                        .ok_or(Error::MissingBlob { blob: e.id })?;
                     batch.push((at, e.size));
                     if batch.len() == BATCH_CHUNKS
                         && tx.send(Ok(std::mem::take(&mut batch))).is_err()
@@ -240,7 +247,8 @@ pub fn restore_to_file(
         .into_inner()
         .map_err(|e| io("cannot write")(e.into_error()))?;
     tmp.as_file().sync_all().map_err(io("cannot fsync"))?;
-    tmp.persist(path).map_err(|e| io("cannot rename into")(e.error))?;
+    tmp.persist(path)
+        .map_err(|e| io("cannot rename into")(e.error))?;
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(io("cannot fsync the directory of"))?;

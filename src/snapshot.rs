@@ -69,7 +69,9 @@ pub fn select(all: Vec<(SnapshotId, Snapshot)>, sel: &Selector) -> Result<(Snaps
             let mut hits = candidates
                 .into_iter()
                 .filter(|(id, _)| id.to_hex().starts_with(&prefix));
-            let first = hits.next().ok_or_else(|| Error::NoSnapshot(sel.describe()))?;
+            let first = hits
+                .next()
+                .ok_or_else(|| Error::NoSnapshot(sel.describe()))?;
             if hits.next().is_some() {
                 return Err(Error::AmbiguousSnapshot(prefix));
             }
@@ -151,18 +153,44 @@ mod tests {
             host: None,
             at: at.map(|s| Timestamp::from_second(s).unwrap()),
         };
-        assert_eq!(select(all(), &sel(None, None, None)).unwrap().0, SnapshotId([0xb3; 32]));
-        assert_eq!(select(all(), &sel(Some("latest"), Some("web"), None)).unwrap().0, SnapshotId([0xa2; 32]));
-        assert_eq!(select(all(), &sel(None, Some("db"), Some(299))).unwrap().0, SnapshotId([0xa1; 32]));
-        assert!(matches!(select(all(), &sel(None, Some("db"), Some(99))), Err(Error::NoSnapshot(_))));
-        assert!(matches!(select(all(), &sel(Some("a"), None, None)), Err(Error::AmbiguousSnapshot(_))));
-        assert_eq!(select(all(), &sel(Some("B3"), None, None)).unwrap().0, SnapshotId([0xb3; 32]));
-        assert!(matches!(select(all(), &sel(Some("zz"), None, None)), Err(Error::InvalidArgument(_))));
+        assert_eq!(
+            select(all(), &sel(None, None, None)).unwrap().0,
+            SnapshotId([0xb3; 32])
+        );
+        assert_eq!(
+            select(all(), &sel(Some("latest"), Some("web"), None))
+                .unwrap()
+                .0,
+            SnapshotId([0xa2; 32])
+        );
+        assert_eq!(
+            select(all(), &sel(None, Some("db"), Some(299))).unwrap().0,
+            SnapshotId([0xa1; 32])
+        );
+        assert!(matches!(
+            select(all(), &sel(None, Some("db"), Some(99))),
+            Err(Error::NoSnapshot(_))
+        ));
+        assert!(matches!(
+            select(all(), &sel(Some("a"), None, None)),
+            Err(Error::AmbiguousSnapshot(_))
+        ));
+        assert_eq!(
+            select(all(), &sel(Some("B3"), None, None)).unwrap().0,
+            SnapshotId([0xb3; 32])
+        );
+        assert!(matches!(
+            select(all(), &sel(Some("zz"), None, None)),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 
     #[test]
     fn times() {
-        assert_eq!(parse_time("2026-11-20T02:00:00Z").unwrap(), "2026-11-20T02:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(
+            parse_time("2026-11-20T02:00:00Z").unwrap(),
+            "2026-11-20T02:00:00Z".parse::<Timestamp>().unwrap()
+        );
         assert!(parse_time("2026-11-20 02:00").is_ok());
         assert!(parse_time("2026-11-20").unwrap() > parse_time("2026-11-20 23:59").unwrap());
         assert!(parse_time("yesterday-ish").is_err());

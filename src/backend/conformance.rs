@@ -11,8 +11,14 @@ pub fn run(b: &dyn Backend) {
     let pack = ObjectKey::pack(&PackId([0xab; 32]));
     let index = ObjectKey::index(&IndexId([1; 32]));
 
-    assert!(b.list(Prefix::Index).unwrap().is_empty(), "fresh root lists nothing");
-    assert!(matches!(b.get(&index), Err(Error::NotFound { .. })), "missing get is NotFound");
+    assert!(
+        b.list(Prefix::Index).unwrap().is_empty(),
+        "fresh root lists nothing"
+    );
+    assert!(
+        matches!(b.get(&index), Err(Error::NotFound { .. })),
+        "missing get is NotFound"
+    );
 
     b.put(&pack, b"0123456789").unwrap();
     b.put(&index, b"segment").unwrap();
@@ -20,10 +26,17 @@ pub fn run(b: &dyn Backend) {
         matches!(b.put(&pack, b"other"), Err(Error::AlreadyExists { .. })),
         "put is create-only"
     );
-    assert_eq!(b.get(&pack).unwrap(), b"0123456789", "create-only put kept the first bytes");
+    assert_eq!(
+        b.get(&pack).unwrap(),
+        b"0123456789",
+        "create-only put kept the first bytes"
+    );
     assert_eq!(b.get_range(&pack, 2..5).unwrap(), b"234");
     assert_eq!(b.get_range(&pack, 0..10).unwrap(), b"0123456789");
-    assert!(b.get_range(&pack, 5..11).is_err(), "range past the end fails");
+    assert!(
+        b.get_range(&pack, 5..11).is_err(),
+        "range past the end fails"
+    );
 
     let packs = b.list(Prefix::Packs).unwrap();
     assert_eq!(packs.len(), 1);
@@ -34,7 +47,10 @@ pub fn run(b: &dyn Backend) {
 
     b.delete(&pack).unwrap();
     b.delete(&pack).unwrap();
-    assert!(matches!(b.get(&pack), Err(Error::NotFound { .. })), "deleted object is gone");
+    assert!(
+        matches!(b.get(&pack), Err(Error::NotFound { .. })),
+        "deleted object is gone"
+    );
     assert!(b.list(Prefix::Packs).unwrap().is_empty());
 
     let empty = ObjectKey::from_raw("snapshots/empty");

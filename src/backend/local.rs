@@ -55,7 +55,12 @@ impl LocalBackend {
         let b = Self::open(root);
         let root_s = b.root.display().to_string();
         fs::create_dir_all(&b.root).map_err(io("write", &root_s))?;
-        for p in [Prefix::Keys, Prefix::Index, Prefix::Snapshots, Prefix::Packs] {
+        for p in [
+            Prefix::Keys,
+            Prefix::Index,
+            Prefix::Snapshots,
+            Prefix::Packs,
+        ] {
             let d = b.root.join(p.as_str());
             mkdir(&d)?;
         }
@@ -119,18 +124,20 @@ impl Backend for LocalBackend {
             f.write_all(data)?;
             f.sync_all()
         };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
-            if e.kind() == ErrorKind::NotFound {
-                return Err(Error::Io {
-                    op: "write",
-                    key: key.to_string(),
-                    source: std::io::Error::new(
-                        ErrorKind::NotFound,
-                        format!("folder {} is missing", dir.display()),
-                    ),
-                });
+        let mut written = write();
+        if matches!(&written, Err(e) if e.kind() == ErrorKind::NotFound)
+            && dir.starts_with(&self.root)
+        {
+            // A folder dropped by a copy tool (git and some sync tools drop empty folders):
+            // make it, durably, and try once more.
+            fs::create_dir_all(&dir).map_err(io("write", key))?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
             }
+            written = write();
+        }
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
             return Err(io("write", key)(e));
         }
         let linked = fs::hard_link(&tmp, &target);
@@ -153,11 +160,12 @@ impl Backend for LocalBackend {
 
     fn get_range(&self, key: &ObjectKey, range: std::ops::Range<u64>) -> Result<Vec<u8>, Error> {
         let f = self.file(key)?;
-        let len = usize::try_from(range.end.saturating_sub(range.start)).map_err(|_| Error::Io {
-            op: "read",
-            key: key.to_string(),
-            source: std::io::Error::new(ErrorKind::InvalidInput, "range too large"),
-        })?;
+        let len =
+            usize::try_from(range.end.saturating_sub(range.start)).map_err(|_| Error::Io {
+                op: "read",
+                key: key.to_string(),
+                source: std::io::Error::new(ErrorKind::InvalidInput, "range too large"),
+            })?;
         let mut buf = vec![0u8; len];
         f.read_exact_at(&mut buf, range.start).map_err(|e| {
             if e.kind() == ErrorKind::UnexpectedEof {

@@ -64,7 +64,8 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
             let id: BlobId = id_arg(a.id.as_deref(), "blob")?;
             let at = repo.locate(&id)?;
             let plain = repo.load_blob(&id, at.entry.kind)?;
-            let mut v = json!({"id": id, "pack": at.pack, "entry": at.entry, "length": plain.len()});
+            let mut v =
+                json!({"id": id, "pack": at.pack, "entry": at.entry, "length": plain.len()});
             if at.entry.kind == BlobKind::ContentList {
                 let list = ContentListBlob::decode(&plain)
                     .map_err(|e| larder::Error::corrupt(format!("content list {id}"), e))?;
@@ -73,7 +74,9 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
             v
         }
         other => {
-            return Err(larder::Error::InvalidArgument(format!("unknown object type `{other}`")).into());
+            return Err(
+                larder::Error::InvalidArgument(format!("unknown object type `{other}`")).into(),
+            );
         }
     };
     output::json(&v)

@@ -41,9 +41,8 @@ pub struct Args {
 fn u32_size(v: Option<u64>, default: u32, what: &str) -> Result<u32> {
     match v {
         None => Ok(default),
-        Some(v) => u32::try_from(v).map_err(|_| {
-            larder::Error::InvalidArgument(format!("{what} {v} is too large")).into()
-        }),
+        Some(v) => u32::try_from(v)
+            .map_err(|_| larder::Error::InvalidArgument(format!("{what} {v} is too large")).into()),
     }
 }
 
@@ -60,7 +59,9 @@ pub fn options(a: &Args) -> Result<InitOptions> {
         .validate()
         .map_err(|e| larder::Error::InvalidArgument(format!("chunk sizes: {e}")))?;
     let kdf = KdfParams {
-        m_cost: a.kdf_memory.map_or(d.kdf.m_cost, |m| m.saturating_mul(1024)),
+        m_cost: a
+            .kdf_memory
+            .map_or(d.kdf.m_cost, |m| m.saturating_mul(1024)),
         t_cost: a.kdf_iterations.unwrap_or(d.kdf.t_cost),
         p_cost: a.kdf_parallelism.unwrap_or(d.kdf.p_cost),
     };

@@ -78,7 +78,11 @@ fn find(slots: &[(KeyId, larder::format::key_slot::KeySlot)], prefix: &str) -> R
 /// Runs a `key` command.
 pub fn run(c: Command, ctx: &Ctx) -> Result<()> {
     let mut repo = ctx.open_repo()?;
-    let host = |a: &NewPassword| a.host.clone().unwrap_or_else(larder::snapshot::default_host);
+    let host = |a: &NewPassword| {
+        a.host
+            .clone()
+            .unwrap_or_else(larder::snapshot::default_host)
+    };
     match c {
         Command::Add(a) => {
             let pw = new_password(&a)?;
@@ -118,7 +122,12 @@ pub fn run(c: Command, ctx: &Ctx) -> Result<()> {
                     .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
                     .unwrap_or_default();
                 let mark = if id == repo.key_id() { "*" } else { " " };
-                println!("{mark}{:<8}  {created:<20}  {:<16}  {}", id.short(), s.host, s.kdf);
+                println!(
+                    "{mark}{:<8}  {created:<20}  {:<16}  {}",
+                    id.short(),
+                    s.host,
+                    s.kdf
+                );
             }
             Ok(())
         }

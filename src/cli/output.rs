@@ -80,12 +80,7 @@ impl TermProgress {
                     } else {
                         String::new()
                     };
-                    eprint!(
-                        "\r\x1b[2K{} {}{added}, {}",
-                        bytes(b),
-                        t.verb,
-                        rate(b, secs)
-                    );
+                    eprint!("\r\x1b[2K{} {}{added}, {}", bytes(b), t.verb, rate(b, secs));
                 }
             });
         }

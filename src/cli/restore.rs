@@ -8,8 +8,8 @@ use larder::restore::{restore_stream, restore_to_file};
 use larder::snapshot::{Selector, parse_time, select};
 use serde_json::json;
 
-use super::output::{self, TermProgress};
 use super::Ctx;
+use super::output::{self, TermProgress};
 
 /// Which snapshot and where to.
 #[derive(Debug, clap::Args)]

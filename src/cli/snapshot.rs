@@ -5,8 +5,8 @@ use larder::backup::SnapshotOptions;
 use larder::backup::source::{snapshot_command, snapshot_stdin};
 use serde_json::json;
 
-use super::output::{self, TermProgress};
 use super::Ctx;
+use super::output::{self, TermProgress};
 
 /// What to snapshot and how to label it.
 #[derive(Debug, clap::Args)]
@@ -45,7 +45,11 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
         host: a.host,
         tags: a.tags,
         zstd_level: a.compression,
-        time: a.time.as_deref().map(larder::snapshot::parse_time).transpose()?,
+        time: a
+            .time
+            .as_deref()
+            .map(larder::snapshot::parse_time)
+            .transpose()?,
     };
     let mut repo = ctx.open_repo()?;
     let progress = TermProgress::start("read", ctx.progress());

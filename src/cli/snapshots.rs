@@ -47,7 +47,11 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
     );
     let tz = TimeZone::system();
     for (id, s) in &snaps {
-        let time = s.time.to_zoned(tz.clone()).strftime("%Y-%m-%d %H:%M:%S").to_string();
+        let time = s
+            .time
+            .to_zoned(tz.clone())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string();
         let source = match (&s.source, &s.producer_status) {
             (Source::Stdin, _) => "stdin (producer status unknown)".to_owned(),
             (Source::Command { argv }, ProducerStatus::Exited { code }) => {

@@ -51,7 +51,7 @@ fn derive_kek(password: &Password, salt: &[u8; 32], kdf: KdfParams) -> Result<XC
     Ok(XChaCha20Poly1305::new(&(*kek).into()))
 }
 
-/// Makes a new slot wrapping `master` under `password`.
+/// Makes a new slot wrapping `master` under `password`, with a fresh salt and nonce.
 pub fn wrap(
     repo: RepoId,
     master: &MasterKey,
@@ -61,17 +61,37 @@ pub fn wrap(
 ) -> Result<KeySlot> {
     let mut salt = [0u8; 32];
     random_fill(&mut salt);
+    let mut nonce = [0u8; super::NONCE_LEN];
+    random_fill(&mut nonce);
+    let created = jiff::Timestamp::now().as_second();
+    wrap_with(repo, master, password, kdf, host, salt, nonce, created)
+}
+
+/// [`wrap`] with every random or time-dependent input given: for reproducible test vectors
+/// only.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn wrap_with(
+    repo: RepoId,
+    master: &MasterKey,
+    password: &Password,
+    kdf: KdfParams,
+    host: &str,
+    salt: [u8; 32],
+    nonce: [u8; super::NONCE_LEN],
+    created: i64,
+) -> Result<KeySlot> {
     let mut slot = KeySlot {
         repo_id: repo,
         kdf,
         salt,
-        created: jiff::Timestamp::now().as_second(),
+        created,
         host: host.to_owned(),
         wrapped: [0; WRAPPED_LEN],
     };
     let kek = derive_kek(password, &salt, kdf)?;
     let mut out = Vec::with_capacity(WRAPPED_LEN);
-    super::seal_into(&kek, &mut out, &slot.encode_ad(), master.expose());
+    super::seal_with_nonce(&kek, &mut out, &slot.encode_ad(), master.expose(), nonce);
     slot.wrapped = out
         .try_into()
         .map_err(|_| Error::KdfParams("wrapped key length".into()))?;
@@ -106,12 +126,19 @@ mod tests {
         let slot = wrap(RepoId([1; 32]), &m, &pw, KdfParams::FLOOR, "h").unwrap();
         let got = unwrap(&slot, &pw).unwrap().unwrap();
         assert_eq!(got.expose(), m.expose());
-        assert!(unwrap(&slot, &Password::new(b"nope".to_vec())).unwrap().is_none());
+        assert!(
+            unwrap(&slot, &Password::new(b"nope".to_vec()))
+                .unwrap()
+                .is_none()
+        );
         // The parameters are authenticated: raising them changes the derived key and the AD.
         let mut tampered = slot.clone();
         tampered.kdf.t_cost += 1;
         assert!(unwrap(&tampered, &pw).unwrap().is_none());
-        let weak = KdfParams { m_cost: 8, ..KdfParams::FLOOR };
+        let weak = KdfParams {
+            m_cost: 8,
+            ..KdfParams::FLOOR
+        };
         assert!(wrap(RepoId([1; 32]), &m, &pw, weak, "h").is_err());
     }
 }

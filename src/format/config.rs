@@ -89,7 +89,9 @@ impl Config {
             return Err(DecodeError::UnsupportedVersion(c.version));
         }
         if &c.repo_id != header_repo {
-            return Err(DecodeError::Invalid("repository id differs from the clear header"));
+            return Err(DecodeError::Invalid(
+                "repository id differs from the clear header",
+            ));
         }
         c.chunker.validate().map_err(DecodeError::Invalid)?;
         if c.pack_size < 1024 * 1024 || c.pack_size > 1024 * 1024 * 1024 {

@@ -40,7 +40,8 @@ impl ContentListBlob {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(5 + self.entries.len() * ENTRY_LEN);
         out.push(self.level);
-        let n = u32::try_from(self.entries.len()).expect("a list blob holds fewer than 2^32 entries");
+        let n =
+            u32::try_from(self.entries.len()).expect("a list blob holds fewer than 2^32 entries");
         out.extend_from_slice(&n.to_le_bytes());
         for e in &self.entries {
             out.extend_from_slice(e.id.as_bytes());
@@ -70,7 +71,9 @@ impl ContentListBlob {
 
     /// Stream bytes this blob covers; `None` on overflow (forged sizes).
     pub fn total(&self) -> Option<u64> {
-        self.entries.iter().try_fold(0u64, |a, e| a.checked_add(e.size))
+        self.entries
+            .iter()
+            .try_fold(0u64, |a, e| a.checked_add(e.size))
     }
 }
 

@@ -37,7 +37,8 @@ impl IndexSegment {
     /// Encodes the plaintext body.
     pub fn encode(&self) -> Vec<u8> {
         let blobs: usize = self.packs.iter().map(|p| p.blobs.len()).sum();
-        let mut out = Vec::with_capacity(4 + self.packs.len() * PACK_RECORD_MIN + blobs * ENTRY_LEN);
+        let mut out =
+            Vec::with_capacity(4 + self.packs.len() * PACK_RECORD_MIN + blobs * ENTRY_LEN);
         let n = u32::try_from(self.packs.len()).expect("a segment names fewer than 2^32 packs");
         out.extend_from_slice(&n.to_le_bytes());
         for p in &self.packs {

@@ -58,7 +58,11 @@ impl KdfParams {
 
 impl std::fmt::Display for KdfParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "m={}KiB,t={},p={}", self.m_cost, self.t_cost, self.p_cost)
+        write!(
+            f,
+            "m={}KiB,t={},p={}",
+            self.m_cost, self.t_cost, self.p_cost
+        )
     }
 }
 
@@ -119,7 +123,9 @@ impl KeySlot {
             p_cost: r.u32("p_cost")?,
         };
         if !kdf.in_range() {
-            return Err(DecodeError::Invalid("kdf parameters (below the floor or above the ceiling)"));
+            return Err(DecodeError::Invalid(
+                "kdf parameters (below the floor or above the ceiling)",
+            ));
         }
         let salt = r.array("salt")?;
         let created = r.i64("created")?;

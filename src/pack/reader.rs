@@ -33,7 +33,10 @@ mod tests {
         for i in 0..10u8 {
             let data = vec![i; 1000];
             let id = k.blob_id(BlobKind::Data, &data);
-            assert!(w.add(&k, seal(&k, BlobKind::Data, id, &data, 3).unwrap()).is_none());
+            assert!(
+                w.add(&k, seal(&k, BlobKind::Data, id, &data, 3).unwrap())
+                    .is_none()
+            );
         }
         let p = w.finish(&k).unwrap();
         let h = read_header(&k, &p.id, &p.bytes).unwrap();

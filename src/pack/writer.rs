@@ -81,8 +81,7 @@ impl PackWriter {
             &crate::format::object_ad(ObjectKind::PackHeader, keys.repo_id()),
             &header,
         );
-        let header_len =
-            u32::try_from(bytes.len() - start).expect("a pack header is below 4 GiB");
+        let header_len = u32::try_from(bytes.len() - start).expect("a pack header is below 4 GiB");
         bytes.extend_from_slice(&header_len.to_le_bytes());
         let blobs = PackHeader::decode(&header, start as u64)
             .expect("a header just encoded decodes")

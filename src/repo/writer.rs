@@ -70,7 +70,9 @@ pub struct RepoWriter<'r> {
 
 impl std::fmt::Debug for RepoWriter<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RepoWriter").field("stats", &self.stats).finish()
+        f.debug_struct("RepoWriter")
+            .field("stats", &self.stats)
+            .finish()
     }
 }
 
@@ -233,20 +235,22 @@ fn upload_loop(
     };
     for u in uploads {
         let r = match u {
-            Upload::Pack(p) => object::put_named(b, &ObjectKey::pack(&p.id), &p.bytes).and_then(|()| {
-                acc_blobs += p.blobs.len();
-                acc.push(IndexedPack {
-                    id: p.id,
-                    length: p.bytes.len() as u64,
-                    blobs: p.blobs,
-                });
-                if acc_blobs >= INDEX_FLUSH_BLOBS {
-                    acc_blobs = 0;
-                    flush(&mut acc)
-                } else {
-                    Ok(())
-                }
-            }),
+            Upload::Pack(p) => {
+                object::put_named(b, &ObjectKey::pack(&p.id), &p.bytes).and_then(|()| {
+                    acc_blobs += p.blobs.len();
+                    acc.push(IndexedPack {
+                        id: p.id,
+                        length: p.bytes.len() as u64,
+                        blobs: p.blobs,
+                    });
+                    if acc_blobs >= INDEX_FLUSH_BLOBS {
+                        acc_blobs = 0;
+                        flush(&mut acc)
+                    } else {
+                        Ok(())
+                    }
+                })
+            }
             Upload::Flush => {
                 acc_blobs = 0;
                 flush(&mut acc)

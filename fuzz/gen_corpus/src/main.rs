@@ -1,0 +1,164 @@
+//! Writes seed inputs for every fuzz target from real encodings made with a fixed key
+//! (the one `blob_open` uses). Sealed parts carry fresh random nonces, so re-running changes
+//! those bytes but not what the seeds exercise.
+
+use std::path::{Path, PathBuf};
+
+use larder::blob;
+use larder::compress;
+use larder::crypto::{Keys, MasterKey};
+use larder::format::config::{self, Config};
+use larder::format::content_list::{ContentListBlob, ListEntry};
+use larder::format::index_segment::{IndexSegment, IndexedPack};
+use larder::format::key_slot::{KdfParams, KeySlot, WRAPPED_LEN};
+use larder::format::pack::{self, PackHeader};
+use larder::format::snapshot::{self, Snapshot};
+use larder::format::{BlobKind, Compression, ObjectKind, wrap};
+use larder::id::{BlobId, PackId, RepoId};
+use larder::pack::writer::PackWriter;
+use zeroize::Zeroizing;
+
+const CONFIG_BODY: &str = r#"{"version":1,"repo_id":"0000000000000000000000000000000000000000000000000000000000000000","created":"2026-11-21T13:00:00Z","chunker":{"algorithm":"fastcdc-2020","min_size":262144,"avg_size":1048576,"max_size":4194304,"normalization":1},"pack_size":16777216,"zstd_level":3}"#;
+
+const SNAPSHOT_STDIN: &str = r#"{"time":"2026-11-21T13:00:00.123456789Z","duration":1.5,"host":"db1","name":"pg","tags":["daily"],"source":{"kind":"stdin"},"producer_status":{"state":"unknown"},"root":{"kind":"stream","content_list":"0505050505050505050505050505050505050505050505050505050505050505","size":1099511627776},"bytes_read":1099511627776,"bytes_added":123,"raw_bytes_added":456,"chunks":7,"new_chunks":1,"larder_version":"0.1.0"}"#;
+
+const SNAPSHOT_COMMAND: &str = r#"{"time":"2026-11-21T13:00:00Z","duration":0.1,"host":"h\u00e9","name":"x","source":{"kind":"command","argv":["pg_dump","-Fc","db"]},"producer_status":{"state":"exited","code":0},"root":{"kind":"stream","content_list":"0000000000000000000000000000000000000000000000000000000000000000","size":0},"bytes_read":0,"bytes_added":0,"raw_bytes_added":0,"chunks":0,"new_chunks":0,"larder_version":"0.1.0","unknown_field":[1,2,3]}"#;
+
+fn main() {
+    let out = std::env::args_os()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds"));
+    let keys = Keys::derive(RepoId([1; 32]), MasterKey::from_bytes(Zeroizing::new([2; 32])));
+    let w = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = out.join(target);
+        std::fs::create_dir_all(&dir).expect("create seed directory");
+        std::fs::write(dir.join(name), bytes).expect("write seed");
+    };
+
+    // Real blobs and a real pack holding them.
+    let text = b"larder fuzz seed; larder fuzz seed; ".repeat(40);
+    let plains: [(BlobKind, &[u8]); 3] = [
+        (BlobKind::Data, b"hello"),
+        (BlobKind::Data, &text),
+        (BlobKind::ContentList, &[]),
+    ];
+    let mut writer = PackWriter::new(1 << 20);
+    for (i, (kind, plain)) in plains.iter().enumerate() {
+        let id = keys.blob_id(*kind, plain);
+        let sealed = blob::seal(&keys, *kind, id, plain, 3).expect("seal");
+        let mut input = vec![
+            kind.code() - 1,
+            sealed.compression.code(),
+        ];
+        input.extend_from_slice(&sealed.raw_len.to_le_bytes());
+        input.push(0);
+        input.extend_from_slice(id.as_bytes());
+        input.extend_from_slice(&sealed.bytes);
+        w("blob_open", &format!("sealed-{i}"), &input);
+        assert!(writer.add(&keys, sealed).is_none(), "pack target not reached");
+    }
+    let finished = writer.finish(&keys).expect("a pack with blobs");
+    w("pack_header", "pack-3-blobs", &finished.bytes);
+    let (blobs_end, _) = pack::split_trailer(&finished.bytes).expect("own pack splits");
+    let header = PackHeader {
+        blobs: finished.blobs.clone(),
+    };
+    for (name, h) in [
+        ("header-3-blobs", header.clone()),
+        ("header-empty", PackHeader { blobs: Vec::new() }),
+    ] {
+        let mut input = blobs_end.to_le_bytes().to_vec();
+        input.extend_from_slice(&h.encode());
+        w("pack_header", name, &input);
+    }
+    let mut empty_pack = Vec::new();
+    larder::format::put_prefix(&mut empty_pack, pack::MAGIC);
+    let sealed_header = keys.seal_object(ObjectKind::PackHeader, &PackHeader { blobs: Vec::new() }.encode());
+    empty_pack.extend_from_slice(&sealed_header);
+    let header_len = u32::try_from(sealed_header.len()).expect("small header");
+    empty_pack.extend_from_slice(&header_len.to_le_bytes());
+    w("pack_header", "pack-empty", &empty_pack);
+
+    // blob_open, payload sealed by the target: a zstd frame, and one that inflates far
+    // beyond the raw_len it claims.
+    let (c, frame) = compress::compress(&text, 3).expect("compress");
+    assert_eq!(c, Compression::Zstd);
+    let (_, bomb) = compress::compress(&vec![0u8; 8 << 20], 19).expect("compress");
+    for (name, raw_len, payload) in [
+        ("payload-zstd", text.len(), frame.as_slice()),
+        ("payload-bomb", 1000, bomb.as_slice()),
+        ("payload-none", 5, b"hello".as_slice()),
+    ] {
+        let compression = if name == "payload-none" { 0 } else { 1 };
+        let mut input = vec![0, compression];
+        input.extend_from_slice(&u32::try_from(raw_len).expect("small").to_le_bytes());
+        input.push(3);
+        input.extend_from_slice(&[0; 32]);
+        input.extend_from_slice(payload);
+        w("blob_open", name, &input);
+    }
+
+    // Index segments.
+    let segment = IndexSegment {
+        packs: vec![
+            IndexedPack {
+                id: finished.id,
+                length: u64::try_from(finished.bytes.len()).expect("small pack"),
+                blobs: finished.blobs.clone(),
+            },
+            IndexedPack {
+                id: PackId([9; 32]),
+                length: 10,
+                blobs: Vec::new(),
+            },
+        ],
+    };
+    w("index_segment", "two-packs", &segment.encode());
+    w("index_segment", "empty", &IndexSegment::default().encode());
+
+    // Content lists.
+    for (name, level, n) in [("level0", 0u8, 3usize), ("level2", 2, 1), ("empty", 0, 0)] {
+        let blob = ContentListBlob {
+            level,
+            entries: (0..n)
+                .map(|i| ListEntry {
+                    id: BlobId([u8::try_from(i).expect("small"); 32]),
+                    size: 1 << (10 * (i + 1)),
+                })
+                .collect(),
+        };
+        w("content_list", name, &blob.encode());
+    }
+
+    // Key slots.
+    for (name, host, kdf) in [
+        ("floor", "db1", KdfParams::FLOOR),
+        ("ceiling-no-host", "", KdfParams::CEILING),
+    ] {
+        let slot = KeySlot {
+            repo_id: RepoId([1; 32]),
+            kdf,
+            salt: [2; 32],
+            created: 1_795_000_000,
+            host: host.into(),
+            wrapped: [3; WRAPPED_LEN],
+        };
+        w("key_slot", name, &slot.encode());
+    }
+
+    // Config: the body (checked against repository id 0) and the stored object.
+    let repo0 = RepoId([0; 32]);
+    let cfg = Config::decode_body(CONFIG_BODY.as_bytes(), &repo0).expect("seed config is valid");
+    w("config", "body", &cfg.encode_body());
+    let sealed = keys.seal_object(ObjectKind::Config, &cfg.encode_body());
+    w("config", "object", &config::encode(&repo0, &sealed));
+
+    // Snapshots: bodies and a stored object.
+    for (name, json) in [("stdin", SNAPSHOT_STDIN), ("command", SNAPSHOT_COMMAND)] {
+        Snapshot::decode_body(json.as_bytes()).expect("seed snapshot is valid");
+        w("snapshot", name, json.as_bytes());
+    }
+    let sealed = keys.seal_object(ObjectKind::Snapshot, SNAPSHOT_STDIN.as_bytes());
+    w("snapshot", "object", &wrap(snapshot::MAGIC, &sealed));
+}

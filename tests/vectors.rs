@@ -1,0 +1,576 @@
+//! Test vectors for `format-spec/` and the fixture repository of format version 1.
+//!
+//! Every vector is built here from the spec's layout, with fixed keys, salts, nonces and
+//! times, independently of the writers in `src/` (the library is used only to seal, hash and
+//! decode). `vectors_match_committed` fails if the committed files in
+//! `format-spec/vectors/` drift from this generator; run with `LARDER_BLESS_VECTORS=1` to
+//! rewrite them after a deliberate format change (and say so in the spec). Each vector is
+//! also decoded by the library as its own named test.
+//!
+//! Note: vectors that contain zstd output can change with a zstd upgrade; decoding them must
+//! keep working regardless, which is what the per-vector tests check.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use larder::crypto::key_slot::{self, Password};
+use larder::crypto::{Keys, MasterKey};
+use larder::format::config::{self, ChunkerAlgorithm, ChunkerParams, Config};
+use larder::format::content_list::{ContentListBlob, ListEntry};
+use larder::format::index_segment::{self, IndexSegment, IndexedPack};
+use larder::format::key_slot::{KdfParams, KeySlot};
+use larder::format::pack::{self, BlobEntry, PackHeader};
+use larder::format::snapshot::{self, ProducerStatus, Root, Snapshot, Source};
+use larder::format::{self as fmt, BlobKind, Compression, ObjectKind};
+use larder::id::{BlobId, PackId, RepoId, object_hash};
+use zeroize::Zeroizing;
+
+const REPO: RepoId = RepoId([0x11; 32]);
+const MASTER: [u8; 32] = [0x22; 32];
+const PASSWORD: &[u8] = b"correct horse battery staple";
+const SALT: [u8; 32] = [0x33; 32];
+const CREATED: i64 = 1_767_225_600; // 2026-01-01T00:00:00Z
+const HOST: &str = "vector-host";
+
+fn nonce(n: u8) -> [u8; 24] {
+    [n; 24]
+}
+
+fn keys() -> Keys {
+    Keys::derive(REPO, MasterKey::from_bytes(Zeroizing::new(MASTER)))
+}
+
+/// `n` bytes of the BLAKE3 XOF of `label`: the recipe for every pseudo-random input.
+fn xof(label: &str, n: usize) -> Vec<u8> {
+    let mut out = vec![0u8; n];
+    blake3::Hasher::new()
+        .update(label.as_bytes())
+        .finalize_xof()
+        .fill(&mut out);
+    out
+}
+
+struct Vector {
+    recipe: String,
+    bytes: Vec<u8>,
+}
+
+fn seal_blob(k: &Keys, kind: BlobKind, plain: &[u8], n: u8) -> (BlobEntry, Vec<u8>) {
+    let id = k.blob_id(kind, plain);
+    let (compression, payload) = larder::compress::compress(plain, 3).unwrap();
+    let mut sealed = Vec::new();
+    k.seal_into_for_vectors(
+        &mut sealed,
+        &fmt::blob_ad(&REPO, kind, &id, compression),
+        &payload,
+        nonce(n),
+    );
+    let entry = BlobEntry {
+        id,
+        kind,
+        compression,
+        offset: 0,
+        stored_len: u32::try_from(sealed.len()).unwrap(),
+        raw_len: u32::try_from(plain.len()).unwrap(),
+    };
+    (entry, sealed)
+}
+
+fn seal_object(k: &Keys, kind: ObjectKind, body: &[u8], n: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    k.seal_into_for_vectors(&mut out, &fmt::object_ad(kind, &REPO), body, nonce(n));
+    out
+}
+
+fn pack_bytes(k: &Keys) -> (Vec<u8>, Vec<BlobEntry>) {
+    let mut bytes = Vec::new();
+    fmt::put_prefix(&mut bytes, pack::MAGIC);
+    let mut entries = Vec::new();
+    for (plain, n) in [
+        (b"alpha ".repeat(100), 0x50),
+        (xof("pack blob 2", 64), 0x51),
+    ] {
+        let (mut e, sealed) = seal_blob(k, BlobKind::Data, &plain, n);
+        e.offset = bytes.len() as u64;
+        bytes.extend_from_slice(&sealed);
+        entries.push(e);
+    }
+    let header = PackHeader {
+        blobs: entries.clone(),
+    };
+    let sealed = seal_object(k, ObjectKind::PackHeader, &header.encode(), 0x52);
+    bytes.extend_from_slice(&sealed);
+    bytes.extend_from_slice(&u32::try_from(sealed.len()).unwrap().to_le_bytes());
+    (bytes, entries)
+}
+
+fn content_list_node() -> ContentListBlob {
+    ContentListBlob {
+        level: 0,
+        entries: (0..3u64)
+            .map(|i| ListEntry {
+                id: BlobId(*blake3::hash(&i.to_le_bytes()).as_bytes()),
+                size: 1000 + i,
+            })
+            .collect(),
+    }
+}
+
+fn snapshot_body() -> Snapshot {
+    Snapshot {
+        time: "2026-01-01T02:00:00Z".parse().unwrap(),
+        duration: 1.5,
+        host: HOST.into(),
+        name: "shop-db".into(),
+        tags: vec!["nightly".into()],
+        source: Source::Command {
+            argv: vec!["pg_dump".into(), "-Fc".into(), "-Z0".into(), "shop".into()],
+        },
+        producer_status: ProducerStatus::Exited { code: 0 },
+        root: Root::Stream {
+            content_list: BlobId([0x77; 32]),
+            size: 3003,
+        },
+        bytes_read: 3003,
+        bytes_added: 1234,
+        raw_bytes_added: 3003,
+        chunks: 3,
+        new_chunks: 3,
+        larder_version: "0.1.0".into(),
+    }
+}
+
+fn config_body() -> Config {
+    Config {
+        version: 1,
+        repo_id: REPO,
+        created: "2026-01-01T00:00:00Z".parse().unwrap(),
+        chunker: ChunkerParams {
+            algorithm: ChunkerAlgorithm::FastCdc2020,
+            min_size: 2048,
+            avg_size: 8192,
+            max_size: 65536,
+            normalization: 1,
+        },
+        pack_size: 16 * 1024 * 1024,
+        zstd_level: 3,
+    }
+}
+
+fn chunker_params() -> ChunkerParams {
+    config_body().chunker
+}
+
+fn generate() -> BTreeMap<&'static str, Vector> {
+    let k = keys();
+    let mut v = BTreeMap::new();
+    let common = format!(
+        "repo_id = 11 x 32, master key = 22 x 32, password = {:?}, salt = 33 x 32, \
+         created = {CREATED}, host = {HOST:?}; nonce N means 24 bytes of N",
+        String::from_utf8_lossy(PASSWORD)
+    );
+
+    let mut ids = Vec::new();
+    for (kind, plain) in [
+        (BlobKind::Data, &b""[..]),
+        (BlobKind::Data, &b"hello"[..]),
+        (BlobKind::ContentList, &b"hello"[..]),
+    ] {
+        ids.extend_from_slice(k.blob_id(kind, plain).as_bytes());
+    }
+    v.insert(
+        "blob-ids",
+        Vector {
+            recipe: format!(
+                "{common}\nblob ids (crypto.md): data(\"\") ‖ data(\"hello\") ‖ content_list(\"hello\")"
+            ),
+            bytes: ids,
+        },
+    );
+
+    let gear: Vec<u8> = k.gear()[..8].iter().flat_map(|g| g.to_le_bytes()).collect();
+    v.insert(
+        "gear",
+        Vector {
+            recipe: format!("{common}\nfirst 8 entries of the gear table (crypto.md), u64 LE each"),
+            bytes: gear,
+        },
+    );
+
+    let slot = key_slot::wrap_with(
+        REPO,
+        &MasterKey::from_bytes(Zeroizing::new(MASTER)),
+        &Password::new(PASSWORD.to_vec()),
+        KdfParams::FLOOR,
+        HOST,
+        SALT,
+        nonce(0x44),
+        CREATED,
+    )
+    .unwrap();
+    v.insert(
+        "key-slot",
+        Vector {
+            recipe: format!(
+                "{common}\nkey slot (key-slot.md), kdf floor m=19456 t=2 p=1, nonce 44"
+            ),
+            bytes: slot.encode(),
+        },
+    );
+
+    let cfg = config::encode(
+        &REPO,
+        &seal_object(&k, ObjectKind::Config, &config_body().encode_body(), 0x45),
+    );
+    v.insert(
+        "config",
+        Vector {
+            recipe: format!(
+                "{common}\nconfig (config.md), created 2026-01-01T00:00:00Z, chunker 2048/8192/65536 norm 1, \
+                 pack 16 MiB, zstd 3, nonce 45"
+            ),
+            bytes: cfg,
+        },
+    );
+
+    let (_, blob) = seal_blob(&k, BlobKind::Data, &b"hello, larder! ".repeat(16), 0x46);
+    v.insert(
+        "blob-data",
+        Vector {
+            recipe: format!(
+                "{common}\nsealed data blob (blob.md) of \"hello, larder! \" x 16, zstd level 3, nonce 46"
+            ),
+            bytes: blob,
+        },
+    );
+
+    let (pack, entries) = pack_bytes(&k);
+    v.insert(
+        "pack",
+        Vector {
+            recipe: format!(
+                "{common}\npack (pack.md): data \"alpha \" x 100 (nonce 50), data xof(\"pack blob 2\", 64) \
+                 (nonce 51), header nonce 52"
+            ),
+            bytes: pack.clone(),
+        },
+    );
+
+    let seg = IndexSegment {
+        packs: vec![IndexedPack {
+            id: PackId(object_hash(&pack)),
+            length: pack.len() as u64,
+            blobs: entries,
+        }],
+    };
+    let seg_bytes = fmt::wrap(
+        index_segment::MAGIC,
+        &seal_object(&k, ObjectKind::IndexSegment, &seg.encode(), 0x53),
+    );
+    v.insert(
+        "index-segment",
+        Vector {
+            recipe: format!(
+                "{common}\nindex segment (index-segment.md) naming the pack vector, nonce 53"
+            ),
+            bytes: seg_bytes,
+        },
+    );
+
+    v.insert(
+        "content-list",
+        Vector {
+            recipe: format!(
+                "{common}\ncontent-list node plaintext (content-list.md): level 0, entries \
+                 (blake3(u64 LE i), 1000 + i) for i in 0..3"
+            ),
+            bytes: content_list_node().encode(),
+        },
+    );
+
+    let snap = fmt::wrap(
+        snapshot::MAGIC,
+        &seal_object(
+            &k,
+            ObjectKind::Snapshot,
+            &snapshot_body().encode_body(),
+            0x54,
+        ),
+    );
+    v.insert(
+        "snapshot",
+        Vector {
+            recipe: format!(
+                "{common}\nsnapshot object (snapshot.md), body as in tests/vectors.rs, nonce 54"
+            ),
+            bytes: snap,
+        },
+    );
+
+    let input = xof("larder chunker vector", 256 * 1024);
+    let mut c = larder::chunker::Chunker::new(&input[..], &chunker_params(), k.gear());
+    let mut lens = Vec::new();
+    while let Some(b) = c.next_batch(64 * 1024).unwrap() {
+        for r in &b.chunks {
+            lens.extend_from_slice(&u32::try_from(r.len()).unwrap().to_le_bytes());
+        }
+    }
+    v.insert(
+        "chunker",
+        Vector {
+            recipe: format!(
+                "{common}\nchunk lengths (u32 LE each) of xof(\"larder chunker vector\", 262144) \
+                 with the gear of this master key, min 2048 avg 8192 max 65536 normalization 1"
+            ),
+            bytes: lens,
+        },
+    );
+    v
+}
+
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("format-spec/vectors")
+}
+
+fn render(v: &Vector) -> String {
+    let mut s = String::new();
+    for line in v.recipe.lines() {
+        s.push_str("# ");
+        s.push_str(line);
+        s.push('\n');
+    }
+    s.push_str(&format!("# {} bytes, hex:\n", v.bytes.len()));
+    for chunk in v.bytes.chunks(32) {
+        s.push_str(&hex::encode(chunk));
+        s.push('\n');
+    }
+    s
+}
+
+/// Reads a committed vector's bytes (the hex lines of its file).
+fn committed(name: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(vectors_dir().join(format!("{name}.txt")))
+        .unwrap_or_else(|e| panic!("vector {name}: {e}"));
+    let hex: String = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .concat();
+    hex::decode(hex.trim()).unwrap()
+}
+
+#[test]
+fn vectors_match_committed() {
+    let bless = std::env::var_os("LARDER_BLESS_VECTORS").is_some();
+    let mut drift = Vec::new();
+    for (name, v) in generate() {
+        let path = vectors_dir().join(format!("{name}.txt"));
+        let want = render(&v);
+        if bless {
+            std::fs::create_dir_all(vectors_dir()).unwrap();
+            std::fs::write(&path, &want).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(want.as_str()) {
+            drift.push(name);
+        }
+    }
+    assert!(
+        drift.is_empty(),
+        "vectors drifted from the generator: {drift:?} (LARDER_BLESS_VECTORS=1 rewrites them; \
+         a format change needs a spec change too)"
+    );
+}
+
+#[test]
+fn vector_blob_ids() {
+    let b = committed("blob-ids");
+    let k = keys();
+    assert_eq!(&b[..32], k.blob_id(BlobKind::Data, b"").as_bytes());
+    assert_eq!(&b[32..64], k.blob_id(BlobKind::Data, b"hello").as_bytes());
+    assert_eq!(
+        &b[64..],
+        k.blob_id(BlobKind::ContentList, b"hello").as_bytes()
+    );
+    assert_ne!(b[32..64], b[64..]);
+}
+
+#[test]
+fn vector_gear() {
+    let b = committed("gear");
+    let k = keys();
+    for (i, w) in b.chunks(8).enumerate() {
+        assert_eq!(u64::from_le_bytes(w.try_into().unwrap()), k.gear()[i]);
+    }
+}
+
+#[test]
+fn vector_key_slot() {
+    let slot = KeySlot::decode(&committed("key-slot")).unwrap();
+    assert_eq!(slot.repo_id, REPO);
+    assert_eq!(slot.kdf, KdfParams::FLOOR);
+    assert_eq!(slot.host, HOST);
+    let master = key_slot::unwrap(&slot, &Password::new(PASSWORD.to_vec()))
+        .unwrap()
+        .expect("the vector password opens the vector slot");
+    assert_eq!(master.expose(), &MASTER);
+    assert!(
+        key_slot::unwrap(&slot, &Password::new(b"wrong".to_vec()))
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn vector_config() {
+    let bytes = committed("config");
+    let (repo, sealed) = config::decode(&bytes).unwrap();
+    assert_eq!(repo, REPO);
+    let body = keys().unseal_object(ObjectKind::Config, sealed).unwrap();
+    assert_eq!(Config::decode_body(&body, &REPO).unwrap(), config_body());
+}
+
+#[test]
+fn vector_blob_data() {
+    let sealed = committed("blob-data");
+    let plain = b"hello, larder! ".repeat(16);
+    let k = keys();
+    let id = k.blob_id(BlobKind::Data, &plain);
+    let got = larder::blob::open(
+        &k,
+        BlobKind::Data,
+        id,
+        Compression::Zstd,
+        u32::try_from(plain.len()).unwrap(),
+        &sealed,
+    )
+    .unwrap();
+    assert_eq!(got, plain);
+}
+
+#[test]
+fn vector_pack() {
+    let bytes = committed("pack");
+    let k = keys();
+    let id = PackId(object_hash(&bytes));
+    let header = larder::pack::reader::read_header(&k, &id, &bytes).unwrap();
+    assert_eq!(header.blobs.len(), 2);
+    assert_eq!(header.blobs[0].offset, pack::FIRST_BLOB_OFFSET);
+    let want = [b"alpha ".repeat(100), xof("pack blob 2", 64)];
+    for (e, want) in header.blobs.iter().zip(want) {
+        let r = e.range();
+        let sealed = &bytes[usize::try_from(r.start).unwrap()..usize::try_from(r.end).unwrap()];
+        let plain = larder::blob::open(&k, e.kind, e.id, e.compression, e.raw_len, sealed).unwrap();
+        assert_eq!(plain, want);
+    }
+    assert_eq!(header.blobs[1].compression, Compression::None);
+}
+
+#[test]
+fn vector_index_segment() {
+    let bytes = committed("index-segment");
+    let sealed = fmt::unwrap(&bytes, index_segment::MAGIC).unwrap();
+    let body = keys()
+        .unseal_object(ObjectKind::IndexSegment, sealed)
+        .unwrap();
+    let seg = IndexSegment::decode(&body).unwrap();
+    let pack = committed("pack");
+    assert_eq!(seg.packs.len(), 1);
+    assert_eq!(seg.packs[0].id, PackId(object_hash(&pack)));
+    assert_eq!(seg.packs[0].length, pack.len() as u64);
+    assert_eq!(seg.packs[0].blobs.len(), 2);
+}
+
+#[test]
+fn vector_content_list() {
+    let node = ContentListBlob::decode(&committed("content-list")).unwrap();
+    assert_eq!(node, content_list_node());
+    assert_eq!(node.total(), Some(3003));
+}
+
+#[test]
+fn vector_snapshot() {
+    let bytes = committed("snapshot");
+    let sealed = fmt::unwrap(&bytes, snapshot::MAGIC).unwrap();
+    let body = keys().unseal_object(ObjectKind::Snapshot, sealed).unwrap();
+    assert_eq!(Snapshot::decode_body(&body).unwrap(), snapshot_body());
+}
+
+#[test]
+fn vector_chunker() {
+    let lens: Vec<usize> = committed("chunker")
+        .chunks(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()) as usize)
+        .collect();
+    assert_eq!(lens.iter().sum::<usize>(), 256 * 1024);
+    let p = chunker_params();
+    for l in &lens[..lens.len() - 1] {
+        assert!((p.min_size as usize..=p.max_size as usize).contains(l));
+    }
+}
+
+/// The fixture repository of format version 1 (`format-spec/vectors/repo-v1/`, made once by
+/// `larder` 0.1.0 and kept forever) must restore byte for byte.
+#[test]
+fn fixture_repository_v1_restores() {
+    let fixture = vectors_dir().join("repo-v1");
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    copy_dir(&fixture.join("repo"), &repo);
+    for (name, want) in [
+        ("first", fixture_stream(false)),
+        ("second", fixture_stream(true)),
+    ] {
+        let out = assert_cmd::Command::cargo_bin("larder")
+            .unwrap()
+            .env("LARDER_REPOSITORY", &repo)
+            .env("LARDER_PASSWORD", "fixture-v1")
+            .env("LARDER_CACHE_DIR", work.path().join("cache"))
+            .args(["restore", "latest", "--name", name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "restore {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stdout == want,
+            "fixture snapshot {name} restored different bytes"
+        );
+    }
+}
+
+/// The fixture's streams: 300,000 bytes of xof("larder fixture v1"), and the same with 100
+/// bytes inserted at 150,000 and 5,000 removed from 200,000.
+pub fn fixture_stream(edited: bool) -> Vec<u8> {
+    let mut s = xof("larder fixture v1", 300_000);
+    if edited {
+        s.drain(200_000..205_000);
+        let ins = xof("larder fixture v1 insert", 100);
+        s.splice(150_000..150_000, ins);
+    }
+    s
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let t = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &t);
+        } else {
+            std::fs::copy(e.path(), &t).unwrap();
+        }
+    }
+}
+
+/// Writes the fixture streams to files, for making the fixture repository once:
+/// `LARDER_WRITE_FIXTURE_STREAMS=DIR cargo test --test vectors write_fixture_streams`.
+#[test]
+fn write_fixture_streams() {
+    if let Some(dir) = std::env::var_os("LARDER_WRITE_FIXTURE_STREAMS") {
+        let dir = PathBuf::from(dir);
+        std::fs::write(dir.join("first"), fixture_stream(false)).unwrap();
+        std::fs::write(dir.join("second"), fixture_stream(true)).unwrap();
+    }
+}
