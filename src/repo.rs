@@ -26,9 +26,9 @@ use crate::id::{BlobId, KeyId, RepoId, object_hash};
 /// Default chunk sizes, chosen by measurement on a pg_dump pair (`format-spec/chunker.md`).
 pub const DEFAULT_CHUNKER: ChunkerParams = ChunkerParams {
     algorithm: ChunkerAlgorithm::FastCdc2020,
-    min_size: 2 * 1024,
-    avg_size: 8 * 1024,
-    max_size: 64 * 1024,
+    min_size: 1024,
+    avg_size: 4 * 1024,
+    max_size: 32 * 1024,
     normalization: 1,
 };
 

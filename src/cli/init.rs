@@ -12,13 +12,13 @@ use super::{Ctx, output, parse_size};
 /// Chunker, pack and key settings fixed at creation.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Smallest chunk (default 2K).
+    /// Smallest chunk (default 1K).
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     chunk_min: Option<u64>,
-    /// Target average chunk (default 8K).
+    /// Target average chunk (default 4K).
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     chunk_avg: Option<u64>,
-    /// Largest chunk (default 64K).
+    /// Largest chunk (default 32K).
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     chunk_max: Option<u64>,
     /// Target pack size (default 16M).
