@@ -86,12 +86,12 @@ fn prepare(w: &mut RepoWriter<'_>, batch: Batch) -> Result<Prepared> {
         .par_iter()
         .map(|r| keys.blob_id(BlobKind::Data, &batch.data[r.clone()]))
         .collect();
-    let mut fresh = Vec::new();
-    for (i, id) in ids.iter().enumerate() {
-        if w.claim(id)? {
-            fresh.push(i);
-        }
-    }
+    let fresh = w
+        .claim_many(&ids)?
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, new)| new.then_some(i))
+        .collect();
     Ok(Prepared { batch, ids, fresh })
 }
 

@@ -85,6 +85,15 @@ impl Catalog {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(e)?;
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(e)?;
+        // The bundled SQLite has STAT4, which makes it re-prepare a statement every time a
+        // bound value compared with an indexed column changes: a re-parse per dedup lookup
+        // (27% of restore's CPU when measured). The query planner stability guarantee turns
+        // that off; our point queries have one plan anyway.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(e)?;
         let c = Self {
             conn,
             path: path.to_path_buf(),
@@ -231,6 +240,29 @@ impl Catalog {
             .prepare_cached("SELECT 1 FROM blobs WHERE id = ?1")
             .map_err(self.err())?;
         st.exists([id.as_bytes().as_slice()]).map_err(self.err())
+    }
+
+    /// For each id, whether any index segment names it. One read transaction for the lot:
+    /// SQLite takes and drops a file lock per statement otherwise.
+    pub fn contains_many(&self, ids: &[BlobId]) -> Result<Vec<bool>> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        let out = ids
+            .iter()
+            .map(|id| self.contains(id))
+            .collect::<Result<_>>()?;
+        tx.commit().map_err(self.err())?;
+        Ok(out)
+    }
+
+    /// [`Catalog::locate`] for many ids in one read transaction.
+    pub fn locate_many(&self, ids: &[BlobId]) -> Result<Vec<Option<BlobLocation>>> {
+        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
+        let out = ids
+            .iter()
+            .map(|id| self.locate(id))
+            .collect::<Result<_>>()?;
+        tx.commit().map_err(self.err())?;
+        Ok(out)
     }
 
     /// Where the blob is stored, if any index segment names it.

@@ -142,22 +142,31 @@ pub fn restore_stream(
                 let mut list = ContentListReader::new(root, |id| {
                     repo::load_blob(cat, b.as_ref(), &k, id, content_list::KIND)
                 })?;
-                let mut batch = Vec::with_capacity(BATCH_CHUNKS);
-                while let Some(e) = list.next_chunk()? {
-                    let at = cat
-                        .locate(&e.id)?
-                        .ok_or(Error::MissingBlob { blob: e.id })?;
-                    batch.push((at, e.size));
-                    if batch.len() == BATCH_CHUNKS
-                        && tx.send(Ok(std::mem::take(&mut batch))).is_err()
-                    {
+                let mut entries = Vec::with_capacity(BATCH_CHUNKS);
+                loop {
+                    let next = list.next_chunk()?;
+                    let end = next.is_none();
+                    entries.extend(next);
+                    if entries.len() < BATCH_CHUNKS && !end {
+                        continue;
+                    }
+                    let ids: Vec<_> = entries.iter().map(|e| e.id).collect();
+                    let batch = cat
+                        .locate_many(&ids)?
+                        .into_iter()
+                        .zip(entries.drain(..))
+                        .map(|(at, e)| Ok((at.ok_or(Error::MissingBlob { blob: e.id })?, e.size)))
+                        .collect::<Result<Vec<Located>>>()?;
+                    if end {
+                        if !batch.is_empty() {
+                            let _ = tx.send(Ok(batch));
+                        }
+                        return Ok(());
+                    }
+                    if tx.send(Ok(batch)).is_err() {
                         return Ok(());
                     }
                 }
-                if !batch.is_empty() {
-                    let _ = tx.send(Ok(batch));
-                }
-                Ok(())
             };
             if let Err(e) = walk() {
                 let _ = tx.send(Err(e));

@@ -129,6 +129,17 @@ impl<'r> RepoWriter<'r> {
         Ok(true)
     }
 
+    /// [`RepoWriter::claim`] for a batch of ids, in order; returns which the caller must
+    /// store. Repeats within the batch are claimed once.
+    pub fn claim_many(&mut self, ids: &[BlobId]) -> Result<Vec<bool>> {
+        let stored = self.repo.catalog().contains_many(ids)?;
+        Ok(ids
+            .iter()
+            .zip(stored)
+            .map(|(id, stored)| !stored && self.pending.insert(*id))
+            .collect())
+    }
+
     /// Adds a sealed blob (claimed before) to the open pack.
     pub fn add_sealed(&mut self, blob: SealedBlob) -> Result<()> {
         self.stats.blobs += 1;
