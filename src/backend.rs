@@ -126,6 +126,16 @@ pub enum Error {
     },
 }
 
+/// An object being written piece by piece whose name is known only once it is complete (a
+/// pack is named by the hash of all its bytes). Dropping it without `commit` discards it.
+pub trait StagedObject: Send + fmt::Debug {
+    /// Appends bytes.
+    fn write(&mut self, data: &[u8]) -> Result<(), Error>;
+
+    /// Makes the object durable under `key`, create-only like [`Backend::put`].
+    fn commit(self: Box<Self>, key: &ObjectKey) -> Result<(), Error>;
+}
+
 /// Object storage under a repository root. Implementations are safe to share across threads.
 pub trait Backend: Send + Sync + fmt::Debug {
     /// Where the repository lives, as the user named it.
@@ -146,4 +156,8 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Removes the object; removing a missing object is not an error.
     fn delete(&self, key: &ObjectKey) -> Result<(), Error>;
+
+    /// Starts an object to be written in pieces and named at the end (packs), so that a
+    /// local repository never holds a whole pack in memory.
+    fn stage(&self, prefix: Prefix) -> Result<Box<dyn StagedObject>, Error>;
 }

@@ -53,6 +53,29 @@ pub fn run(b: &dyn Backend) {
     );
     assert!(b.list(Prefix::Packs).unwrap().is_empty());
 
+    // Staged objects: written in pieces, named at the end, create-only, discarded on drop.
+    let staged_key = ObjectKey::pack(&PackId([0xcd; 32]));
+    let mut s = b.stage(Prefix::Packs).unwrap();
+    s.write(b"hello ").unwrap();
+    s.write(b"world").unwrap();
+    s.commit(&staged_key).unwrap();
+    assert_eq!(b.get(&staged_key).unwrap(), b"hello world");
+    let mut again = b.stage(Prefix::Packs).unwrap();
+    again.write(b"x").unwrap();
+    assert!(
+        matches!(again.commit(&staged_key), Err(Error::AlreadyExists { .. })),
+        "staged commit is create-only"
+    );
+    let mut dropped = b.stage(Prefix::Packs).unwrap();
+    dropped.write(b"never committed").unwrap();
+    drop(dropped);
+    assert_eq!(
+        b.list(Prefix::Packs).unwrap().len(),
+        1,
+        "a dropped stage leaves nothing"
+    );
+    b.delete(&staged_key).unwrap();
+
     let empty = ObjectKey::from_raw("snapshots/empty");
     b.put(&empty, b"").unwrap();
     assert_eq!(b.get(&empty).unwrap(), b"");

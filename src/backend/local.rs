@@ -7,15 +7,18 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::{BufWriter, ErrorKind, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{Backend, Error, ObjectInfo, ObjectKey, Prefix};
+use super::{Backend, Error, ObjectInfo, ObjectKey, Prefix, StagedObject};
 
 /// Temporary files start with this and are never listed.
 const TMP_PREFIX: &str = ".tmp-";
+
+/// Write buffer of a staged pack.
+const STAGE_BUFFER: usize = 1024 * 1024;
 
 /// How many pack files stay open for range reads.
 const OPEN_FILES: usize = 64;
@@ -94,6 +97,66 @@ impl LocalBackend {
     }
 }
 
+/// A pack being written into a temporary file in its prefix folder.
+#[derive(Debug)]
+struct StagedFile {
+    root: PathBuf,
+    tmp: PathBuf,
+    file: Option<BufWriter<File>>,
+}
+
+impl StagedObject for StagedFile {
+    fn write(&mut self, data: &[u8]) -> Result<(), Error> {
+        let tmp = self.tmp.display().to_string();
+        match self.file.as_mut() {
+            Some(f) => f.write_all(data).map_err(io("write", tmp)),
+            None => Ok(()),
+        }
+    }
+
+    fn commit(mut self: Box<Self>, key: &ObjectKey) -> Result<(), Error> {
+        let Some(f) = self.file.take() else {
+            return Ok(());
+        };
+        let f = f
+            .into_inner()
+            .map_err(|e| io("write", key)(e.into_error()))?;
+        f.sync_all().map_err(io("write", key))?;
+        drop(f);
+        let target = self.root.join(key.as_str());
+        let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+        if !dir.is_dir() {
+            fs::create_dir_all(&dir).map_err(io("write", key))?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        let linked = fs::hard_link(&self.tmp, &target);
+        let _ = fs::remove_file(&self.tmp);
+        match linked {
+            Ok(()) => sync_dir(&dir),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(Error::AlreadyExists {
+                key: key.to_string(),
+            }),
+            Err(e) => Err(io("write", key)(e)),
+        }
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+fn tmp_name(dir: &Path) -> PathBuf {
+    let mut rnd = [0u8; 12];
+    crate::crypto::random_fill(&mut rnd);
+    dir.join(format!("{TMP_PREFIX}{}", hex::encode(rnd)))
+}
+
 fn mkdir(d: &Path) -> Result<(), Error> {
     match fs::create_dir(d) {
         Ok(()) => Ok(()),
@@ -116,9 +179,7 @@ impl Backend for LocalBackend {
     fn put(&self, key: &ObjectKey, data: &[u8]) -> Result<(), Error> {
         let target = self.path(key);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
-        let mut rnd = [0u8; 12];
-        crate::crypto::random_fill(&mut rnd);
-        let tmp = dir.join(format!("{TMP_PREFIX}{}", hex::encode(rnd)));
+        let tmp = tmp_name(&dir);
         let write = || -> std::io::Result<()> {
             let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             f.write_all(data)?;
@@ -214,6 +275,24 @@ impl Backend for LocalBackend {
             }
         }
         Ok(out)
+    }
+
+    fn stage(&self, prefix: Prefix) -> Result<Box<dyn StagedObject>, Error> {
+        let dir = self.root.join(prefix.as_str());
+        if !dir.is_dir() {
+            mkdir(&dir)?;
+        }
+        let tmp = tmp_name(&dir);
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io("write", tmp.display()))?;
+        Ok(Box::new(StagedFile {
+            root: self.root.clone(),
+            tmp,
+            file: Some(BufWriter::with_capacity(STAGE_BUFFER, file)),
+        }))
     }
 
     fn delete(&self, key: &ObjectKey) -> Result<(), Error> {

@@ -28,18 +28,24 @@ mod tests {
 
     #[test]
     fn written_pack_reads_back() {
+        use crate::backend::{Backend, ObjectKey, local::LocalBackend};
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::create(dir.path().join("repo")).unwrap();
         let k = Keys::derive(RepoId([3; 32]), MasterKey::generate());
         let mut w = PackWriter::new(1 << 20);
         for i in 0..10u8 {
             let data = vec![i; 1000];
             let id = k.blob_id(BlobKind::Data, &data);
-            assert!(
-                w.add(&k, seal(&k, BlobKind::Data, id, &data, 3).unwrap())
-                    .is_none()
-            );
+            let sealed = seal(&k, BlobKind::Data, id, &data, 3).unwrap();
+            assert!(w.add(&b, &k, &sealed).unwrap().is_none());
         }
-        let p = w.finish(&k).unwrap();
-        let h = read_header(&k, &p.id, &p.bytes).unwrap();
+        let p = w.finish(&k).unwrap().unwrap();
+        let key = ObjectKey::pack(&p.id);
+        p.staged.commit(&key).unwrap();
+        let bytes = b.get(&key).unwrap();
+        assert_eq!(bytes.len() as u64, p.length);
+        assert_eq!(crate::id::object_hash(&bytes), p.id.0);
+        let h = read_header(&k, &p.id, &bytes).unwrap();
         assert_eq!(h.blobs, p.blobs);
         for e in &h.blobs {
             let r = e.range();
@@ -49,12 +55,12 @@ mod tests {
                 e.id,
                 e.compression,
                 e.raw_len,
-                &p.bytes[r.start as usize..r.end as usize],
+                &bytes[r.start as usize..r.end as usize],
             )
             .unwrap();
             assert_eq!(plain.len(), 1000);
         }
-        let mut bad = p.bytes.clone();
+        let mut bad = bytes.clone();
         let n = bad.len();
         bad[n - 10] ^= 1;
         assert!(matches!(

@@ -16,14 +16,14 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::Repo;
 use super::object;
-use crate::backend::{Backend, ObjectKey};
+use crate::backend::{Backend, ObjectKey, StagedObject};
 use crate::blob::{self, SealedBlob};
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::format::BlobKind;
 use crate::format::config::ChunkerParams;
 use crate::format::index_segment::{IndexSegment, IndexedPack};
-use crate::id::{BlobId, IndexId};
+use crate::id::{BlobId, IndexId, PackId};
 use crate::pack::writer::{FinishedPack, PackWriter};
 
 /// Blobs per index segment before it is written mid-run (about 3.2 MiB of segment).
@@ -82,8 +82,8 @@ impl<'r> RepoWriter<'r> {
         let keys = repo.keys().clone();
         let backend = repo.backend().clone();
         let zstd_level = zstd_level.unwrap_or(repo.config().zstd_level);
-        let pack_size = usize::try_from(repo.config().pack_size).unwrap_or(usize::MAX);
-        // A rendezvous channel: at most one pack being built and one being uploaded.
+        let pack_size = u64::from(repo.config().pack_size);
+        // A rendezvous channel: at most one pack being written and one being committed.
         let (to_upload, uploads) = bounded(0);
         let (indexed_tx, indexed) = unbounded();
         let k = keys.clone();
@@ -145,7 +145,11 @@ impl<'r> RepoWriter<'r> {
         self.stats.blobs += 1;
         self.stats.stored_bytes += blob.bytes.len() as u64;
         self.stats.raw_bytes += u64::from(blob.raw_len);
-        if let Some(pack) = self.packs.add(&self.keys, blob) {
+        let closed = self
+            .packs
+            .add(self.repo.backend().as_ref(), &self.keys, &blob)?;
+        drop(blob);
+        if let Some(pack) = closed {
             self.send(Upload::Pack(pack))?;
         }
         self.merge_indexed(false)
@@ -168,7 +172,7 @@ impl<'r> RepoWriter<'r> {
     /// catalog and returns what was stored. After this returns, every blob added is durable
     /// and indexed: a snapshot may refer to them.
     pub fn finish(mut self) -> Result<WriteStats> {
-        if let Some(pack) = self.packs.finish(&self.keys) {
+        if let Some(pack) = self.packs.finish(&self.keys)? {
             self.send(Upload::Pack(pack))?;
         }
         self.send(Upload::Flush)?;
@@ -220,6 +224,15 @@ impl<'r> RepoWriter<'r> {
     }
 }
 
+/// Commits a pack under its name; a pack already there has the same bytes (its name is their
+/// hash).
+fn commit_pack(staged: Box<dyn StagedObject>, id: &PackId) -> Result<()> {
+    match staged.commit(&ObjectKey::pack(id)) {
+        Ok(()) | Err(crate::backend::Error::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Stores packs as they come and an index segment every `INDEX_FLUSH_BLOBS` blobs and on
 /// `Flush`. Stops at the first error, after reporting it.
 fn upload_loop(
@@ -246,22 +259,20 @@ fn upload_loop(
     };
     for u in uploads {
         let r = match u {
-            Upload::Pack(p) => {
-                object::put_named(b, &ObjectKey::pack(&p.id), &p.bytes).and_then(|()| {
-                    acc_blobs += p.blobs.len();
-                    acc.push(IndexedPack {
-                        id: p.id,
-                        length: p.bytes.len() as u64,
-                        blobs: p.blobs,
-                    });
-                    if acc_blobs >= INDEX_FLUSH_BLOBS {
-                        acc_blobs = 0;
-                        flush(&mut acc)
-                    } else {
-                        Ok(())
-                    }
-                })
-            }
+            Upload::Pack(p) => commit_pack(p.staged, &p.id).and_then(|()| {
+                acc_blobs += p.blobs.len();
+                acc.push(IndexedPack {
+                    id: p.id,
+                    length: p.length,
+                    blobs: p.blobs,
+                });
+                if acc_blobs >= INDEX_FLUSH_BLOBS {
+                    acc_blobs = 0;
+                    flush(&mut acc)
+                } else {
+                    Ok(())
+                }
+            }),
             Upload::Flush => {
                 acc_blobs = 0;
                 flush(&mut acc)
