@@ -52,19 +52,25 @@ impl BlobEntry {
 
     /// Reads one entry.
     pub fn decode_from(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self {
+        let e = Self {
             id: BlobId(r.id("blob id")?),
             kind: BlobKind::from_code(r.u8("blob kind")?)?,
             compression: Compression::from_code(r.u8("compression")?)?,
             offset: r.u64("offset")?,
             stored_len: r.u32("stored length")?,
             raw_len: r.u32("raw length")?,
-        })
+        };
+        // `range()` adds the two: a forged offset near 2^64 must not overflow it.
+        if e.offset.checked_add(u64::from(e.stored_len)).is_none() {
+            return Err(DecodeError::Invalid("blob offset"));
+        }
+        Ok(e)
     }
 
-    /// The byte range of the sealed blob within its pack.
+    /// The byte range of the sealed blob within its pack (saturating: decoded entries are
+    /// checked not to overflow).
     pub fn range(&self) -> std::ops::Range<u64> {
-        self.offset..self.offset + u64::from(self.stored_len)
+        self.offset..self.offset.saturating_add(u64::from(self.stored_len))
     }
 }
 
@@ -150,6 +156,17 @@ mod tests {
             blobs: vec![entry(10, 50), entry(60, 40)],
         };
         assert_eq!(PackHeader::decode(&h.encode(), 100).unwrap(), h);
+    }
+
+    #[test]
+    fn entry_range_cannot_overflow() {
+        let h = PackHeader {
+            blobs: vec![entry(u64::MAX - 5, 50)],
+        };
+        assert!(matches!(
+            PackHeader::decode(&h.encode(), u64::MAX),
+            Err(DecodeError::Invalid(_))
+        ));
     }
 
     #[test]
