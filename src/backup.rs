@@ -121,6 +121,9 @@ pub fn store_stream(
     let level = w.zstd_level();
     let (tx, rx) = crossbeam_channel::bounded::<std::io::Result<Batch>>(1);
     std::thread::scope(|s| {
+        // Owned by this closure: an early error return drops it, which unblocks the reader
+        // thread's `send` so that the scope can join it.
+        let rx = rx;
         s.spawn(move || {
             let mut c = Chunker::new(src, &params, keys.gear());
             loop {

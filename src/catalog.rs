@@ -45,6 +45,13 @@ fn sql_err(path: &Path) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
     }
 }
 
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 impl Catalog {
     /// Opens (creating if needed) the catalog at `path` for repository `repo`. A catalog of
     /// another schema version or another repository is deleted and recreated empty.
@@ -56,7 +63,7 @@ impl Catalog {
                 source,
             })?;
         }
-        match Self::open_existing(path, repo)? {
+        match Self::open_retrying(path, repo)? {
             Some(c) => Ok(c),
             None => {
                 for suffix in ["", "-wal", "-shm"] {
@@ -64,10 +71,29 @@ impl Catalog {
                     p.push(suffix);
                     let _ = std::fs::remove_file(PathBuf::from(p));
                 }
-                Self::open_existing(path, repo)?.ok_or_else(|| Error::Catalog {
+                Self::open_retrying(path, repo)?.ok_or_else(|| Error::Catalog {
                     path: path.to_path_buf(),
                     source: rusqlite::Error::InvalidQuery,
                 })
+            }
+        }
+    }
+
+    /// [`Catalog::open_existing`], retried while another process holds the new file's lock:
+    /// SQLite reports "database is locked" without waiting while a fresh catalog's journal
+    /// mode and schema are being set up by someone else.
+    fn open_retrying(path: &Path, repo: &RepoId) -> Result<Option<Self>> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match Self::open_existing(path, repo) {
+                Err(Error::Catalog { source, .. })
+                    if is_busy(&source) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                other => return other,
             }
         }
     }
@@ -103,7 +129,13 @@ impl Catalog {
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(e)?;
         if version == 0 {
-            let tx = c.conn.unchecked_transaction().map_err(e)?;
+            // IMMEDIATE: take the write lock up front, so that two processes creating the
+            // catalog at once queue on the busy timeout instead of failing on lock upgrade.
+            let tx = rusqlite::Transaction::new_unchecked(
+                &c.conn,
+                rusqlite::TransactionBehavior::Immediate,
+            )
+            .map_err(e)?;
             // Another process may have created it between our check and this transaction.
             let again: i64 = tx
                 .query_row("PRAGMA user_version", [], |r| r.get(0))

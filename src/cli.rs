@@ -1,6 +1,16 @@
 //! The command line: clap definitions, the shared context (repository, password, cache) and
 //! one module per command. Thin: args → library options → one library call → render.
 
+/// `println!` that returns the write error instead of panicking: a closed stdout (`larder
+/// snapshots | head -1`) is an error (exit 1), never a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use anyhow::Context as _;
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).context("writing to standard output")
+    }};
+}
+
 pub mod cat;
 pub mod exit;
 pub mod init;

@@ -116,10 +116,13 @@ fn node(level: usize, entries: Vec<ListEntry>) -> Result<ContentListBlob> {
     Ok(ContentListBlob { level, entries })
 }
 
+/// Loads a verified content-list blob's plaintext by id.
+type LoadNode<'a> = Box<dyn FnMut(&BlobId) -> Result<Vec<u8>> + 'a>;
+
 /// Walks a list tree depth-first and yields its data chunks in stream order, checking that
 /// every node's level and sizes agree with its parent's entry. Holds one node per level.
 pub struct ContentListReader<'a> {
-    load: Box<dyn FnMut(&BlobId) -> Result<Vec<u8>> + 'a>,
+    load: LoadNode<'a>,
     stack: Vec<(ContentListBlob, usize, BlobId)>,
 }
 

@@ -68,6 +68,12 @@ pub enum Error {
         /// The blob.
         blob: BlobId,
     },
+    /// A pack the index names is not in the repository.
+    #[error("pack {pack} is missing from the repository (the index names it)")]
+    MissingPack {
+        /// The pack.
+        pack: PackId,
+    },
     /// There is no repository at the location.
     #[error("no repository at {location} (run `larder init` first?)")]
     RepoNotFound {
@@ -166,7 +172,8 @@ impl Error {
             Error::CorruptObject { .. }
             | Error::UnauthenticObject { .. }
             | Error::CorruptBlob { .. }
-            | Error::MissingBlob { .. } => ErrorKind::Integrity,
+            | Error::MissingBlob { .. }
+            | Error::MissingPack { .. } => ErrorKind::Integrity,
             Error::RepoNotFound { .. } => ErrorKind::RepoNotFound,
             Error::WrongPassword => ErrorKind::WrongPassword,
             Error::SourceFailed { .. } | Error::SourceSpawn { .. } | Error::SourceRead { .. } => {
@@ -183,6 +190,14 @@ impl Error {
             | Error::SinkWrite { .. }
             | Error::LocalIo { .. }
             | Error::Catalog { .. } => ErrorKind::Failure,
+        }
+    }
+
+    /// Maps a backend error on reading pack `pack`: a missing pack is an integrity error.
+    pub fn reading_pack(pack: PackId) -> impl FnOnce(backend::Error) -> Self {
+        move |e| match e {
+            backend::Error::NotFound { .. } => Error::MissingPack { pack },
+            e => Error::Backend(e),
         }
     }
 

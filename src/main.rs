@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(()) => ExitCode::from(cli::exit::SUCCESS),
         Err(e) => {
-            eprintln!("larder: error: {e:#}");
+            eprintln!("larder: error: {}", cli::exit::message(&e));
             ExitCode::from(cli::exit::code_for(&e))
         }
     }

@@ -175,6 +175,14 @@ impl Repo {
                 break;
             }
         }
+        if slots.is_empty() {
+            // Slots exist for some other repository id, or none at all: either way `config`
+            // and `keys/` disagree, which a password cannot fix.
+            return Err(Error::corrupt(
+                "config",
+                format::DecodeError::Invalid("no key slot belongs to its repository id"),
+            ));
+        }
         let (key_id, master) = opened.ok_or(Error::WrongPassword)?;
         let keys = Keys::derive(repo_id, master);
         let body = keys
@@ -321,7 +329,9 @@ pub fn load_blob(
             reason: "indexed with the wrong blob kind",
         });
     }
-    let sealed = b.get_range(&ObjectKey::pack(&at.pack), at.entry.range())?;
+    let sealed = b
+        .get_range(&ObjectKey::pack(&at.pack), at.entry.range())
+        .map_err(Error::reading_pack(at.pack))?;
     blob::open(
         keys,
         at.entry.kind,

@@ -78,10 +78,12 @@ fn load_run(b: &dyn Backend, keys: &Keys, run: &[Located]) -> Result<Vec<Vec<u8>
         return Ok(Vec::new());
     };
     let base = first.0.entry.offset;
-    let bytes = b.get_range(
-        &ObjectKey::pack(&first.0.pack),
-        base..last.0.entry.range().end,
-    )?;
+    let bytes = b
+        .get_range(
+            &ObjectKey::pack(&first.0.pack),
+            base..last.0.entry.range().end,
+        )
+        .map_err(Error::reading_pack(first.0.pack))?;
     run.iter()
         .map(|(at, size)| {
             let corrupt = |reason| Error::CorruptBlob {
@@ -135,6 +137,9 @@ pub fn restore_stream(
     let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<Located>>>(2);
     let mut stats = RestoreStats::default();
     std::thread::scope(|s| -> Result<()> {
+        // Owned by this closure: an early error return drops it, which unblocks the walker's
+        // `send` so that the scope can join it.
+        let rx = rx;
         let (b, k) = (backend.clone(), keys.clone());
         s.spawn(move || {
             let walk = || -> Result<()> {

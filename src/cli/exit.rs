@@ -20,6 +20,22 @@ pub const PRODUCER_FAILED: u8 = 13;
 /// Stored data failed an integrity check.
 pub const INTEGRITY: u8 = 14;
 
+/// The one-line message for an error: the context the CLI added, then the library error,
+/// whose message already names its cause (printing the rest of the chain would repeat it).
+pub fn message(e: &anyhow::Error) -> String {
+    let mut parts = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+        if cause.is::<larder::Error>() {
+            break;
+        }
+    }
+    parts.join(": ")
+}
+
 /// The exit code for an error: the kind of the first `larder::Error` in its chain.
 pub fn code_for(e: &anyhow::Error) -> u8 {
     let kind = e
@@ -57,5 +73,15 @@ mod tests {
         assert!(all.windows(2).all(|w| w[0] != w[1]));
         let e = anyhow::Error::new(larder::Error::WrongPassword).context("opening");
         assert_eq!(code_for(&e), WRONG_PASSWORD);
+        assert_eq!(
+            message(&e),
+            "opening: wrong password: no key slot of this repository opens with it"
+        );
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let e = anyhow::Error::new(larder::Error::SourceSpawn {
+            cmd: "x".into(),
+            source: io,
+        });
+        assert_eq!(message(&e), "cannot start source command `x`: gone");
     }
 }

@@ -101,8 +101,8 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
             "zstd_level": opts.zstd_level,
         }))
     } else {
-        println!("created repository {} at {location}", id.short());
-        println!("keep the password safe: without it the data cannot be read back");
+        outln!("created repository {} at {location}", id.short())?;
+        outln!("keep the password safe: without it the data cannot be read back")?;
         Ok(())
     }
 }

@@ -116,18 +116,18 @@ pub fn run(c: Command, ctx: &Ctx) -> Result<()> {
             if ctx.json() {
                 return output::json(&serde_json::Value::Array(rows));
             }
-            println!(" {:<8}  {:<20}  {:<16}  kdf", "id", "created (UTC)", "host");
+            outln!(" {:<8}  {:<20}  {:<16}  kdf", "id", "created (UTC)", "host")?;
             for (id, s) in &slots {
                 let created = Timestamp::from_second(s.created)
                     .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
                     .unwrap_or_default();
                 let mark = if id == repo.key_id() { "*" } else { " " };
-                println!(
+                outln!(
                     "{mark}{:<8}  {created:<20}  {:<16}  {}",
                     id.short(),
                     s.host,
                     s.kdf
-                );
+                )?;
             }
             Ok(())
         }
@@ -138,7 +138,7 @@ fn report(ctx: &Ctx, what: &str, id: &KeyId) -> Result<()> {
     if ctx.json() {
         output::json(&json!({ "result": what, "id": id }))
     } else {
-        println!("{what} {}", id.short());
+        outln!("{what} {}", id.short())?;
         Ok(())
     }
 }

@@ -32,7 +32,7 @@ pub fn rate(n: u64, secs: f64) -> String {
 
 /// Prints a JSON value on stdout.
 pub fn json(v: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?)?;
     Ok(())
 }
 

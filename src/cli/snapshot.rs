@@ -73,22 +73,22 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
             "throughput_bytes_per_second": s.bytes_read as f64 / s.duration.max(1e-9),
         }));
     }
-    println!("snapshot {} saved ({}, {})", r.id.short(), s.name, s.host);
-    println!(
+    outln!("snapshot {} saved ({}, {})", r.id.short(), s.name, s.host)?;
+    outln!(
         "  read {} in {:.2}s ({}), {} chunks, {} new",
         output::bytes(s.bytes_read),
         s.duration,
         output::rate(s.bytes_read, s.duration),
         s.chunks,
         s.new_chunks
-    );
-    println!(
+    )?;
+    outln!(
         "  added {} stored ({} before compression); dedup {}, compression {}",
         output::bytes(s.bytes_added),
         output::bytes(s.raw_bytes_added),
         show(ratio(s.bytes_read, s.raw_bytes_added)),
         show(ratio(r.write.raw_bytes, r.write.stored_bytes)),
-    );
+    )?;
     Ok(())
 }
 

@@ -41,10 +41,15 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
             .collect();
         return output::json(&serde_json::Value::Array(list));
     }
-    println!(
+    outln!(
         "{:<8}  {:<19}  {:<12}  {:<16}  {:>10}  {:>10}  source",
-        "id", "time", "host", "name", "size", "added"
-    );
+        "id",
+        "time",
+        "host",
+        "name",
+        "size",
+        "added"
+    )?;
     let tz = TimeZone::system();
     for (id, s) in &snaps {
         let time = s
@@ -59,15 +64,15 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
             }
             (Source::Command { argv }, ProducerStatus::Unknown) => format!("`{}`", argv.join(" ")),
         };
-        println!(
+        outln!(
             "{:<8}  {time:<19}  {:<12}  {:<16}  {:>10}  {:>10}  {source}",
             id.short(),
             s.host,
             s.name,
             output::bytes(s.bytes_read),
             output::bytes(s.bytes_added),
-        );
+        )?;
     }
-    println!("{} snapshots", snaps.len());
+    outln!("{} snapshots", snaps.len())?;
     Ok(())
 }

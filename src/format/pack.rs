@@ -141,7 +141,7 @@ mod tests {
 
     fn entry(offset: u64, len: u32) -> BlobEntry {
         BlobEntry {
-            id: BlobId([offset as u8; 32]),
+            id: BlobId([offset.to_le_bytes()[0]; 32]),
             kind: BlobKind::Data,
             compression: Compression::Zstd,
             offset,

@@ -55,7 +55,7 @@ mod tests {
                 e.id,
                 e.compression,
                 e.raw_len,
-                &bytes[r.start as usize..r.end as usize],
+                &bytes[usize::try_from(r.start).unwrap()..usize::try_from(r.end).unwrap()],
             )
             .unwrap();
             assert_eq!(plain.len(), 1000);

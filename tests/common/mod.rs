@@ -2,9 +2,13 @@
 //! `larder` binary with its environment set, deterministic test streams, and damage helpers.
 
 #![allow(dead_code)] // each test crate uses its own subset
+#![allow(clippy::panic, reason = "test helpers fail the test by panicking")]
 
 use std::fmt::Write as _;
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Output};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -24,6 +28,9 @@ pub const FAST_KDF: [&str; 6] = [
     "--kdf-parallelism",
     "1",
 ];
+
+/// Longest any single `larder` run may take in these tests (debug build, 2 slow cores).
+pub const TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The password every `Env` starts with.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -86,8 +93,11 @@ impl Env {
     }
 
     /// `larder` with the repository, password and cache set through the environment.
+    /// Killed after [`TIMEOUT`], so a hang fails the test instead of stalling the suite.
     pub fn larder(&self) -> Command {
-        Command::from_std(self.std_larder())
+        let mut c = Command::from_std(self.std_larder());
+        c.timeout(TIMEOUT);
+        c
     }
 
     /// The same as a `std::process::Command`, for spawning processes concurrently.
@@ -99,6 +109,32 @@ impl Env {
         c.env("LARDER_REPOSITORY", &self.repo)
             .env("LARDER_PASSWORD", PASSWORD)
             .env("LARDER_CACHE_DIR", &self.cache);
+        c
+    }
+
+    /// `bash -c SCRIPT` with the same environment and `$LARDER` naming the binary, stdout
+    /// and stderr piped (collect with [`wait_output`]). Scripts should run larder under
+    /// `timeout` so a hang shows as exit 124 instead of stalling the suite.
+    pub fn shell(&self, script: &str) -> std::process::Command {
+        let mut c = self.std_larder();
+        let larder_env: Vec<_> = c
+            .get_envs()
+            .map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned)))
+            .collect();
+        let mut sh = std::process::Command::new("bash");
+        for (k, v) in larder_env {
+            match v {
+                Some(v) => sh.env(k, v),
+                None => sh.env_remove(k),
+            };
+        }
+        c = sh;
+        c.arg("-c")
+            .arg(script)
+            .env("LARDER", bin())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         c
     }
 
@@ -169,7 +205,11 @@ impl Env {
         assert_success(&out, "restore -o");
         assert!(out.stdout.is_empty(), "restore -o wrote to stdout");
         let names = dir_names(dir.path());
-        assert_eq!(names, ["restored.bin"], "restore -o left other files behind");
+        assert_eq!(
+            names,
+            ["restored.bin"],
+            "restore -o left other files behind"
+        );
         std::fs::read(&file).expect("read restored file")
     }
 
@@ -207,7 +247,11 @@ impl Env {
     /// The single object under `folder`; asserts there is exactly one.
     pub fn only_object(&self, folder: &str) -> PathBuf {
         let mut all = self.objects(folder);
-        assert_eq!(all.len(), 1, "expected exactly one object in {folder}/: {all:?}");
+        assert_eq!(
+            all.len(),
+            1,
+            "expected exactly one object in {folder}/: {all:?}"
+        );
         all.remove(0)
     }
 
@@ -244,7 +288,12 @@ pub fn file_name(p: &Path) -> String {
 pub fn dir_names(d: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(d)
         .expect("list dir")
-        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     v.sort();
     v
@@ -310,7 +359,11 @@ pub fn assert_failure(out: &std::process::Output, code: i32, needles: &[&str]) -
 /// Asserts stderr is exactly one `larder: error: …` line.
 pub fn assert_error_line(err: &str) {
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one error line on stderr, got:\n{err}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected one error line on stderr, got:\n{err}"
+    );
     assert!(
         lines[0].starts_with("larder: error: "),
         "stderr line is not `larder: error: …`:\n{err}"
@@ -320,10 +373,7 @@ pub fn assert_error_line(err: &str) {
 /// Asserts nothing on stderr says the process panicked.
 pub fn assert_no_panic(stderr: &[u8]) {
     let err = String::from_utf8_lossy(stderr);
-    assert!(
-        !err.contains("panicked"),
-        "larder panicked:\n{err}"
-    );
+    assert!(!err.contains("panicked"), "larder panicked:\n{err}");
 }
 
 /// Deterministic incompressible bytes: the BLAKE3 XOF of the seed.
@@ -357,15 +407,63 @@ impl Rng {
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }
+
+    /// A random element of `items`.
+    pub fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
+        let i = self.below(items.len() as u64);
+        items[usize::try_from(i).expect("index below a slice length")]
+    }
 }
 
 const WORDS: [&str; 48] = [
-    "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet",
-    "kilo", "lima", "mike", "november", "oscar", "papa", "quebec", "romeo", "sierra", "tango",
-    "uniform", "victor", "whiskey", "xray", "yankee", "zulu", "pending", "shipped", "returned",
-    "cancelled", "invoice", "customer", "warehouse", "berlin", "lisbon", "osaka", "toronto",
-    "nairobi", "lima", "quito", "oslo", "widget", "gadget", "sprocket", "flange", "gasket",
-    "bracket", "washer",
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+    "papa",
+    "quebec",
+    "romeo",
+    "sierra",
+    "tango",
+    "uniform",
+    "victor",
+    "whiskey",
+    "xray",
+    "yankee",
+    "zulu",
+    "pending",
+    "shipped",
+    "returned",
+    "cancelled",
+    "invoice",
+    "customer",
+    "warehouse",
+    "berlin",
+    "lisbon",
+    "osaka",
+    "toronto",
+    "nairobi",
+    "lima",
+    "quito",
+    "oslo",
+    "widget",
+    "gadget",
+    "sprocket",
+    "flange",
+    "gasket",
+    "bracket",
+    "washer",
 ];
 
 /// Deterministic text that looks like a `pg_dump` COPY section: tab-separated rows of
@@ -381,12 +479,12 @@ pub fn text_bytes(seed: u64, len: usize) -> Vec<u8> {
             let _ = write!(
                 s,
                 "\\.\n\nCOPY public.t{table}_{} (id, who, status, amount, day, note) FROM stdin;\n",
-                WORDS[rng.below(48) as usize]
+                rng.pick(&WORDS)
             );
         }
         let id = rng.next_u64() % 100_000_000;
-        let who = WORDS[rng.below(48) as usize];
-        let status = WORDS[rng.below(48) as usize];
+        let who = rng.pick(&WORDS);
+        let status = rng.pick(&WORDS);
         let cents = rng.below(10_000_000);
         let day = 1 + rng.below(28);
         let _ = write!(
@@ -396,7 +494,7 @@ pub fn text_bytes(seed: u64, len: usize) -> Vec<u8> {
             cents % 100
         );
         for _ in 0..rng.below(6) {
-            s.push_str(WORDS[rng.below(48) as usize]);
+            s.push_str(rng.pick(&WORDS));
             s.push(' ');
         }
         s.push('\n');
@@ -409,7 +507,12 @@ pub fn text_bytes(seed: u64, len: usize) -> Vec<u8> {
 /// Flips every bit of the byte at `offset` of a file.
 pub fn flip_byte(path: &Path, offset: usize) {
     let mut b = std::fs::read(path).expect("read file to damage");
-    assert!(offset < b.len(), "{} is only {} bytes", path.display(), b.len());
+    assert!(
+        offset < b.len(),
+        "{} is only {} bytes",
+        path.display(),
+        b.len()
+    );
     b[offset] ^= 0xff;
     std::fs::write(path, b).expect("write damaged file");
 }
@@ -438,4 +541,37 @@ pub fn assert_same_bytes(got: &[u8], want: &[u8], what: &str) {
         got.len(),
         want.len()
     );
+}
+
+/// Collects a spawned child's stdout and stderr (both must be piped) and waits for it,
+/// killing it and failing the test if it runs longer than [`TIMEOUT`].
+pub fn wait_output(mut child: Child, what: &str) -> Output {
+    fn drain(r: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut v);
+            }
+            v
+        })
+    }
+    let out = drain(child.stdout.take());
+    let err = drain(child.stderr.take());
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("poll child") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {TIMEOUT:?} (hung?)");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
 }
