@@ -116,14 +116,17 @@ restic_cmd() {
     esac
 }
 
+# The binary's own version, its sha256 prefix and mtime (it may have been
+# built from another commit than the one checked out), and the work tree's HEAD.
 larder_version() {
-    local v
+    local v wt
     v=$("$LARDER_BIN" --version 2>/dev/null || echo "larder (no --version)")
-    if git -C "$REPO_ROOT" rev-parse --short HEAD >/dev/null 2>&1; then
-        v="$v, git $(git -C "$REPO_ROOT" rev-parse --short HEAD)"
-        [[ -z $(git -C "$REPO_ROOT" status --porcelain -- src Cargo.toml 2>/dev/null) ]] || v="$v+dirty"
+    v="$v (binary sha256 $(sha256sum "$LARDER_BIN" | cut -c1-12), built $(date -r "$LARDER_BIN" '+%Y-%m-%d %H:%M')"
+    if wt=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null); then
+        [[ -z $(git -C "$REPO_ROOT" status --porcelain -- src Cargo.toml 2>/dev/null) ]] || wt="$wt+dirty"
+        v="$v; work tree $wt"
     fi
-    printf '%s\n' "$v"
+    printf '%s)\n' "$v"
 }
 larder_cmd() {
     local pre=(env LARDER_PASSWORD=bench LARDER_CACHE_DIR="$CACHE" "$LARDER_BIN")

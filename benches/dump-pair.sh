@@ -18,7 +18,8 @@
 #
 # Knobs (environment): PG_BENCH_PORT (55432), PG_BENCH_SCALE (60),
 # PG_BENCH_CLIENTS (2), PG_BENCH_TXNS (20000 per client), PG_BENCH_SEED (4242),
-# PG_BENCH_FILLER (blank | hex). pgbench leaves the 84-char filler column of
+# PG_BENCH_FILLER (blank | hex), PG_BENCH_KEEP_CLUSTER (0; 1 keeps OUTDIR/pgdata
+# after all four dumps exist, otherwise it is deleted). pgbench leaves the 84-char filler column of
 # pgbench_accounts blank, which makes the dump compress ~100x; "hex" fills it
 # with md5 hex digits of the row id (deterministic, compresses ~2x) for a less
 # flattering data set. The knobs are recorded in OUTDIR/dataset.conf and a
@@ -188,7 +189,7 @@ apply_changes() {
     set_stage changing
     log "pgbench: $CLIENTS clients x $TXNS transactions (tpcb-like), seed $SEED"
     pgc "$PGBIN/pgbench" -n -c "$CLIENTS" -j "$CLIENTS" -t "$TXNS" --random-seed="$SEED" "$DB" >&2
-    log "range UPDATE of 100001 accounts, 50000 INSERTs into pgbench_history"
+    log "range UPDATE of aid 1000000..1100000, 50000 INSERTs into pgbench_history"
     pgc "$PGBIN/psql" -v ON_ERROR_STOP=1 -q <<SQL
 BEGIN;
 UPDATE pgbench_accounts SET abalance = abalance + 1
@@ -233,13 +234,20 @@ if [[ ! -s "$OUTDIR/B.sql" || ! -s "$OUTDIR/B.dump" ]]; then
     if ! db_exists; then
         load_fresh
     fi
-    case $(stage) in
-        changed) ;;
-        loaded) apply_changes ;;
-        *) load_fresh; apply_changes ;; # unknown or half-applied changes: redo
-    esac
+    if [[ $(stage) != changed ]]; then
+        # A new OLTP round gives a different B (pgbench's two clients
+        # interleave differently): never pair a new B.sql with an old B.dump.
+        rm -f "$OUTDIR/B.sql" "$OUTDIR/B.dump"
+        [[ $(stage) == loaded ]] || load_fresh # unknown or half-applied: redo
+        apply_changes
+    fi
     dump B
 fi
 
 stop_cluster
+# The dumps are all that is needed; the cluster (with its WAL, ~4 GB) is not.
+if [[ ${PG_BENCH_KEEP_CLUSTER:-0} != 1 ]] && have_all_outputs; then
+    log "removing the throwaway cluster (PG_BENCH_KEEP_CLUSTER=1 keeps it)"
+    rm -rf "$PGDATA" "$SOCKDIR" "$STAGE_FILE"
+fi
 print_sizes
