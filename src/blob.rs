@@ -94,8 +94,21 @@ pub fn open(
     raw_len: u32,
     sealed: &[u8],
 ) -> Result<Vec<u8>, BlobError> {
+    open_in_place(keys, kind, id, compression, raw_len, &mut sealed.to_vec())
+}
+
+/// [`open`], decrypting in `sealed` itself (which is garbage afterwards): the restore path
+/// reads packs into buffers it owns and saves a copy per blob this way.
+pub fn open_in_place(
+    keys: &Keys,
+    kind: BlobKind,
+    id: BlobId,
+    compression: Compression,
+    raw_len: u32,
+    sealed: &mut [u8],
+) -> Result<Vec<u8>, BlobError> {
     let payload = keys
-        .unseal_blob(kind, &id, compression, sealed)
+        .unseal_blob_in_place(kind, &id, compression, sealed)
         .map_err(|_| BlobError::Unauthentic)?;
     let raw_len = usize::try_from(raw_len).map_err(|_| BlobError::TooLarge)?;
     let plain =

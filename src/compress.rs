@@ -46,11 +46,11 @@ pub struct DecompressError;
 /// Decodes `payload` into exactly `raw_len` bytes, never allocating more.
 pub fn decompress(
     compression: Compression,
-    payload: Vec<u8>,
+    payload: &[u8],
     raw_len: usize,
 ) -> Result<Vec<u8>, DecompressError> {
     match compression {
-        Compression::None if payload.len() == raw_len => Ok(payload),
+        Compression::None if payload.len() == raw_len => Ok(payload.to_vec()),
         Compression::None => Err(DecompressError),
         Compression::Zstd => DECOMPRESSOR.with(|d| {
             let mut slot = d.borrow_mut();
@@ -60,7 +60,7 @@ pub fn decompress(
             let z = slot.as_mut().expect("set just above");
             let mut out = Vec::with_capacity(raw_len);
             let n = z
-                .decompress_to_buffer(&payload, &mut out)
+                .decompress_to_buffer(payload, &mut out)
                 .map_err(|_| DecompressError)?;
             if n == raw_len {
                 Ok(out)
@@ -81,21 +81,21 @@ mod tests {
         let (c, p) = compress(&text, 3).unwrap();
         assert_eq!(c, Compression::Zstd);
         assert!(p.len() < text.len());
-        assert_eq!(decompress(c, p, text.len()).unwrap(), text);
+        assert_eq!(decompress(c, &p, text.len()).unwrap(), text);
 
         let mut random = vec![0u8; 1000];
         crate::crypto::random_fill(&mut random);
         let (c, p) = compress(&random, 3).unwrap();
         assert_eq!(c, Compression::None);
-        assert_eq!(decompress(c, p, 1000).unwrap(), random);
+        assert_eq!(decompress(c, &p, 1000).unwrap(), random);
     }
 
     #[test]
     fn decompression_is_capped() {
         let text = vec![0u8; 100_000];
         let (c, p) = compress(&text, 3).unwrap();
-        assert!(decompress(c, p.clone(), 99_999).is_err());
-        assert!(decompress(c, p, 100_001).is_err());
-        assert!(decompress(Compression::Zstd, b"garbage".to_vec(), 10).is_err());
+        assert!(decompress(c, &p, 99_999).is_err());
+        assert!(decompress(c, &p, 100_001).is_err());
+        assert!(decompress(Compression::Zstd, b"garbage", 10).is_err());
     }
 }

@@ -198,6 +198,18 @@ impl Keys {
         self.unseal(&ad, sealed)
     }
 
+    /// Opens a sealed blob in place (see [`Keys::unseal_blob`]); returns the payload slice.
+    pub fn unseal_blob_in_place<'b>(
+        &self,
+        kind: BlobKind,
+        id: &BlobId,
+        compression: Compression,
+        sealed: &'b mut [u8],
+    ) -> Result<&'b mut [u8], Unauthentic> {
+        let ad = format::blob_ad(&self.repo, kind, id, compression);
+        unseal_in_place(&self.aead, &ad, sealed)
+    }
+
     /// Seals a whole object's body (config, pack header, index segment, snapshot).
     pub fn seal_object(&self, kind: ObjectKind, body: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(body.len() + SEAL_OVERHEAD);
@@ -243,17 +255,31 @@ pub(crate) fn unseal(
     ad: &[u8],
     sealed: &[u8],
 ) -> Result<Vec<u8>, Unauthentic> {
+    let mut buf = sealed.to_vec();
+    let len = unseal_in_place(aead, ad, &mut buf)?.len();
+    buf.copy_within(NONCE_LEN..NONCE_LEN + len, 0);
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// Opens `nonce ‖ ciphertext ‖ tag` in place; returns the plaintext, which overwrote the
+/// ciphertext. On failure the buffer is left as it was.
+pub(crate) fn unseal_in_place<'b>(
+    aead: &XChaCha20Poly1305,
+    ad: &[u8],
+    sealed: &'b mut [u8],
+) -> Result<&'b mut [u8], Unauthentic> {
     if sealed.len() < SEAL_OVERHEAD {
         return Err(Unauthentic);
     }
-    let (nonce, rest) = sealed.split_at(NONCE_LEN);
-    let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-    let nonce = XNonce::try_from(nonce).map_err(|_| Unauthentic)?;
-    let tag = Tag::try_from(tag).map_err(|_| Unauthentic)?;
-    let mut buf = ct.to_vec();
-    aead.decrypt_inout_detached(&nonce, ad, buf.as_mut_slice().into(), &tag)
+    let (nonce, rest) = sealed.split_at_mut(NONCE_LEN);
+    let at = rest.len() - TAG_LEN;
+    let (ct, tag) = rest.split_at_mut(at);
+    let nonce = XNonce::try_from(&*nonce).map_err(|_| Unauthentic)?;
+    let tag = Tag::try_from(&*tag).map_err(|_| Unauthentic)?;
+    aead.decrypt_inout_detached(&nonce, ad, (&mut *ct).into(), &tag)
         .map_err(|_| Unauthentic)?;
-    Ok(buf)
+    Ok(ct)
 }
 
 #[cfg(test)]

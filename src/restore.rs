@@ -78,14 +78,36 @@ fn load_run(b: &dyn Backend, keys: &Keys, run: &[Located]) -> Result<Vec<Vec<u8>
         return Ok(Vec::new());
     };
     let base = first.0.entry.offset;
-    let bytes = b
+    let mut bytes = b
         .get_range(
             &ObjectKey::pack(&first.0.pack),
             base..last.0.entry.range().end,
         )
         .map_err(Error::reading_pack(first.0.pack))?;
-    run.iter()
-        .map(|(at, size)| {
+    // Blobs of a run are adjacent: cut the buffer into one disjoint slice per blob and open
+    // them in parallel (a run can be a whole batch when a stream was stored in one go).
+    let mut slices = Vec::with_capacity(run.len());
+    let mut rest = bytes.as_mut_slice();
+    let mut pos = base;
+    for (at, _) in run {
+        let r = at.entry.range();
+        let len = usize::try_from(r.end - r.start).unwrap_or(usize::MAX);
+        if r.start != pos || len > rest.len() {
+            return Err(Error::CorruptBlob {
+                pack: at.pack,
+                blob: at.entry.id,
+                reason: "range outside the read",
+            });
+        }
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        slices.push(head);
+        rest = tail;
+        pos = r.end;
+    }
+    slices
+        .into_par_iter()
+        .zip(run.par_iter())
+        .map(|(sealed, (at, size))| {
             let corrupt = |reason| Error::CorruptBlob {
                 pack: at.pack,
                 blob: at.entry.id,
@@ -96,13 +118,7 @@ fn load_run(b: &dyn Backend, keys: &Keys, run: &[Located]) -> Result<Vec<Vec<u8>
                     "indexed as a content list where a data chunk belongs",
                 ));
             }
-            let r = at.entry.range();
-            let sealed = usize::try_from(r.start - base)
-                .ok()
-                .zip(usize::try_from(r.end - base).ok())
-                .and_then(|(s, e)| bytes.get(s..e))
-                .ok_or_else(|| corrupt("range outside the read"))?;
-            let plain = blob::open(
+            let plain = blob::open_in_place(
                 keys,
                 at.entry.kind,
                 at.entry.id,
