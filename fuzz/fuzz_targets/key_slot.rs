@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(k.kdf.in_range(), "accepted kdf parameters {}", k.kdf);
     let encoded = k.encode();
     assert_eq!(encoded, data, "encoding is not canonical");
-    assert_eq!(&encoded[..encoded.len() - k.wrapped.len()], k.encode_ad().as_slice());
+    assert_eq!(
+        &encoded[..encoded.len() - k.wrapped.len()],
+        k.encode_ad().as_slice()
+    );
     let again = KeySlot::decode(&encoded).expect("re-encoded key slot decodes");
     assert_eq!(again, k);
 });

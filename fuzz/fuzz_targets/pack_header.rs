@@ -27,9 +27,15 @@ fuzz_target!(|data: &[u8]| {
     let mut next = FIRST_BLOB_OFFSET;
     for b in &h.blobs {
         let b_end = b.offset.checked_add(u64::from(b.stored_len));
-        assert!(b_end.is_some(), "accepted a blob whose range overflows: {b:?}");
+        assert!(
+            b_end.is_some(),
+            "accepted a blob whose range overflows: {b:?}"
+        );
         let b_end = b_end.unwrap_or_default();
-        assert!(b.offset >= next && b_end <= blobs_end, "accepted {b:?} (next {next}, end {blobs_end})");
+        assert!(
+            b.offset >= next && b_end <= blobs_end,
+            "accepted {b:?} (next {next}, end {blobs_end})"
+        );
         next = b_end;
     }
     let encoded = h.encode();

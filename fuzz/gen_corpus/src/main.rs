@@ -11,11 +11,10 @@ use larder::format::config::{self, Config};
 use larder::format::content_list::{ContentListBlob, ListEntry};
 use larder::format::index_segment::{IndexSegment, IndexedPack};
 use larder::format::key_slot::{KdfParams, KeySlot, WRAPPED_LEN};
-use larder::format::pack::{self, PackHeader};
+use larder::format::pack::{self, BlobEntry, PackHeader};
 use larder::format::snapshot::{self, Snapshot};
 use larder::format::{BlobKind, Compression, ObjectKind, wrap};
 use larder::id::{BlobId, PackId, RepoId};
-use larder::pack::writer::PackWriter;
 use zeroize::Zeroizing;
 
 const CONFIG_BODY: &str = r#"{"version":1,"repo_id":"0000000000000000000000000000000000000000000000000000000000000000","created":"2026-11-21T13:00:00Z","chunker":{"algorithm":"fastcdc-2020","min_size":262144,"avg_size":1048576,"max_size":4194304,"normalization":1},"pack_size":16777216,"zstd_level":3}"#;
@@ -29,7 +28,10 @@ fn main() {
         .nth(1)
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../seeds"));
-    let keys = Keys::derive(RepoId([1; 32]), MasterKey::from_bytes(Zeroizing::new([2; 32])));
+    let keys = Keys::derive(
+        RepoId([1; 32]),
+        MasterKey::from_bytes(Zeroizing::new([2; 32])),
+    );
     let w = |target: &str, name: &str, bytes: &[u8]| {
         let dir = out.join(target);
         std::fs::create_dir_all(&dir).expect("create seed directory");
@@ -43,42 +45,63 @@ fn main() {
         (BlobKind::Data, &text),
         (BlobKind::ContentList, &[]),
     ];
-    let mut writer = PackWriter::new(1 << 20);
+    // The pack is laid out here from `format` alone (pack.md), not by `pack::writer`, so that
+    // this generator does not follow the writer's staging API.
+    let mut pack_bytes = Vec::new();
+    larder::format::put_prefix(&mut pack_bytes, pack::MAGIC);
+    let mut entries = Vec::new();
     for (i, (kind, plain)) in plains.iter().enumerate() {
         let id = keys.blob_id(*kind, plain);
         let sealed = blob::seal(&keys, *kind, id, plain, 3).expect("seal");
-        let mut input = vec![
-            kind.code() - 1,
-            sealed.compression.code(),
-        ];
+        let mut input = vec![kind.code() - 1, sealed.compression.code()];
         input.extend_from_slice(&sealed.raw_len.to_le_bytes());
         input.push(0);
         input.extend_from_slice(id.as_bytes());
         input.extend_from_slice(&sealed.bytes);
         w("blob_open", &format!("sealed-{i}"), &input);
-        assert!(writer.add(&keys, sealed).is_none(), "pack target not reached");
+        entries.push(BlobEntry {
+            id,
+            kind: *kind,
+            compression: sealed.compression,
+            offset: u64::try_from(pack_bytes.len()).expect("small pack"),
+            stored_len: u32::try_from(sealed.bytes.len()).expect("small blob"),
+            raw_len: sealed.raw_len,
+        });
+        pack_bytes.extend_from_slice(&sealed.bytes);
     }
-    let finished = writer.finish(&keys).expect("a pack with blobs");
-    w("pack_header", "pack-3-blobs", &finished.bytes);
-    let (blobs_end, _) = pack::split_trailer(&finished.bytes).expect("own pack splits");
-    let header = PackHeader {
-        blobs: finished.blobs.clone(),
-    };
+    let header = PackHeader { blobs: entries };
     for (name, h) in [
-        ("header-3-blobs", header.clone()),
-        ("header-empty", PackHeader { blobs: Vec::new() }),
+        ("pack-3-blobs", &header),
+        ("pack-empty", &PackHeader { blobs: Vec::new() }),
     ] {
-        let mut input = blobs_end.to_le_bytes().to_vec();
+        let mut bytes = if h.blobs.is_empty() {
+            let mut b = Vec::new();
+            larder::format::put_prefix(&mut b, pack::MAGIC);
+            b
+        } else {
+            pack_bytes.clone()
+        };
+        let sealed_header = keys.seal_object(ObjectKind::PackHeader, &h.encode());
+        bytes.extend_from_slice(&sealed_header);
+        let header_len = u32::try_from(sealed_header.len()).expect("small header");
+        bytes.extend_from_slice(&header_len.to_le_bytes());
+        let (end, _) = pack::split_trailer(&bytes).expect("own pack splits");
+        let pack_header = larder::pack::reader::read_header(
+            &keys,
+            &PackId(larder::id::object_hash(&bytes)),
+            &bytes,
+        );
+        assert_eq!(
+            pack_header.ok().as_ref(),
+            Some(h),
+            "larder reads the pack this generator writes"
+        );
+        w("pack_header", name, &bytes);
+        let mut input = end.to_le_bytes().to_vec();
         input.extend_from_slice(&h.encode());
-        w("pack_header", name, &input);
+        w("pack_header", &name.replace("pack-", "header-"), &input);
     }
-    let mut empty_pack = Vec::new();
-    larder::format::put_prefix(&mut empty_pack, pack::MAGIC);
-    let sealed_header = keys.seal_object(ObjectKind::PackHeader, &PackHeader { blobs: Vec::new() }.encode());
-    empty_pack.extend_from_slice(&sealed_header);
-    let header_len = u32::try_from(sealed_header.len()).expect("small header");
-    empty_pack.extend_from_slice(&header_len.to_le_bytes());
-    w("pack_header", "pack-empty", &empty_pack);
+    let pack_len = u64::try_from(pack_bytes.len()).expect("small pack");
 
     // blob_open, payload sealed by the target: a zstd frame, and one that inflates far
     // beyond the raw_len it claims.
@@ -103,9 +126,9 @@ fn main() {
     let segment = IndexSegment {
         packs: vec![
             IndexedPack {
-                id: finished.id,
-                length: u64::try_from(finished.bytes.len()).expect("small pack"),
-                blobs: finished.blobs.clone(),
+                id: PackId([8; 32]),
+                length: pack_len,
+                blobs: header.blobs.clone(),
             },
             IndexedPack {
                 id: PackId([9; 32]),
