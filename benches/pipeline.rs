@@ -19,7 +19,7 @@
 //! `benches/stages.rs`.
 //!
 //! ```sh
-//! cargo bench --bench pipeline                    # about 1.5 minutes on 2 cores
+//! cargo bench --bench pipeline                    # about a minute on 2 cores
 //! cargo bench --bench pipeline -- --quick
 //! LARDER_BENCH_FILE=/var/tmp/larder-bench/A.sql cargo bench --bench pipeline
 //! ```
