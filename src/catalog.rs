@@ -178,18 +178,22 @@ impl Catalog {
 
     /// Index segments already merged.
     pub fn segments(&self) -> Result<HashSet<IndexId>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id FROM segments")
-            .map_err(self.err())?;
+        self.ids("SELECT id FROM segments", IndexId::from_slice)
+    }
+
+    /// The ids a one-column query returns (rows that are not 32 bytes are skipped).
+    fn ids<T: std::hash::Hash + Eq>(
+        &self,
+        query: &str,
+        parse: fn(&[u8]) -> Option<T>,
+    ) -> Result<HashSet<T>> {
+        let mut st = self.conn.prepare_cached(query).map_err(self.err())?;
         let rows = st
             .query_map([], |r| r.get::<_, Vec<u8>>(0))
             .map_err(self.err())?;
         let mut out = HashSet::new();
         for r in rows {
-            if let Some(id) = IndexId::from_slice(&r.map_err(self.err())?) {
-                out.insert(id);
-            }
+            out.extend(parse(&r.map_err(self.err())?));
         }
         Ok(out)
     }
@@ -341,20 +345,7 @@ impl Catalog {
 
     /// Snapshots known to the catalog.
     pub fn snapshot_ids(&self) -> Result<HashSet<SnapshotId>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id FROM snapshots")
-            .map_err(self.err())?;
-        let rows = st
-            .query_map([], |r| r.get::<_, Vec<u8>>(0))
-            .map_err(self.err())?;
-        let mut out = HashSet::new();
-        for r in rows {
-            if let Some(id) = SnapshotId::from_slice(&r.map_err(self.err())?) {
-                out.insert(id);
-            }
-        }
-        Ok(out)
+        self.ids("SELECT id FROM snapshots", SnapshotId::from_slice)
     }
 
     /// Records snapshots read from the repository, in one transaction.

@@ -30,52 +30,89 @@ pub fn put_named(b: &dyn Backend, key: &ObjectKey, bytes: &[u8]) -> Result<()> {
     }
 }
 
+/// Reads a sealed object, checks its name and prefix, and opens its body.
+fn open_sealed(
+    b: &dyn Backend,
+    keys: &Keys,
+    key: &ObjectKey,
+    name: &[u8; ID_LEN],
+    magic: &'static [u8; 8],
+    kind: ObjectKind,
+) -> Result<Vec<u8>> {
+    let bytes = read_named(b, key, name)?;
+    let sealed =
+        crate::format::unwrap(&bytes, magic).map_err(|e| Error::corrupt(key.to_string(), e))?;
+    keys.unseal_object(kind, sealed)
+        .map_err(|_| Error::UnauthenticObject {
+            object: key.to_string(),
+        })
+}
+
+/// Seals a body, stores it under its content name and returns the name.
+fn store_sealed(
+    b: &dyn Backend,
+    keys: &Keys,
+    magic: &[u8; 8],
+    kind: ObjectKind,
+    body: &[u8],
+    key_for: impl FnOnce(&[u8; ID_LEN]) -> ObjectKey,
+) -> Result<[u8; ID_LEN]> {
+    let bytes = crate::format::wrap(magic, &keys.seal_object(kind, body));
+    let name = object_hash(&bytes);
+    put_named(b, &key_for(&name), &bytes)?;
+    Ok(name)
+}
+
 /// Loads, authenticates and decodes an index segment.
 pub fn load_index_segment(b: &dyn Backend, keys: &Keys, id: &IndexId) -> Result<IndexSegment> {
     let key = ObjectKey::index(id);
-    let bytes = read_named(b, &key, id.as_bytes())?;
-    let sealed = crate::format::unwrap(&bytes, index_segment::MAGIC)
-        .map_err(|e| Error::corrupt(key.to_string(), e))?;
-    let plain = keys
-        .unseal_object(ObjectKind::IndexSegment, sealed)
-        .map_err(|_| Error::UnauthenticObject {
-            object: key.to_string(),
-        })?;
+    let plain = open_sealed(
+        b,
+        keys,
+        &key,
+        id.as_bytes(),
+        index_segment::MAGIC,
+        ObjectKind::IndexSegment,
+    )?;
     IndexSegment::decode(&plain).map_err(|e| Error::corrupt(key.to_string(), e))
 }
 
 /// Seals and stores an index segment; returns its id.
 pub fn store_index_segment(b: &dyn Backend, keys: &Keys, seg: &IndexSegment) -> Result<IndexId> {
-    let bytes = crate::format::wrap(
+    store_sealed(
+        b,
+        keys,
         index_segment::MAGIC,
-        &keys.seal_object(ObjectKind::IndexSegment, &seg.encode()),
-    );
-    let id = IndexId(object_hash(&bytes));
-    put_named(b, &ObjectKey::index(&id), &bytes)?;
-    Ok(id)
+        ObjectKind::IndexSegment,
+        &seg.encode(),
+        |n| ObjectKey::index(&IndexId(*n)),
+    )
+    .map(IndexId)
 }
 
 /// Loads, authenticates and decodes a snapshot.
 pub fn load_snapshot(b: &dyn Backend, keys: &Keys, id: &SnapshotId) -> Result<Snapshot> {
     let key = ObjectKey::snapshot(id);
-    let bytes = read_named(b, &key, id.as_bytes())?;
-    let sealed = crate::format::unwrap(&bytes, snapshot::MAGIC)
-        .map_err(|e| Error::corrupt(key.to_string(), e))?;
-    let plain = keys
-        .unseal_object(ObjectKind::Snapshot, sealed)
-        .map_err(|_| Error::UnauthenticObject {
-            object: key.to_string(),
-        })?;
+    let plain = open_sealed(
+        b,
+        keys,
+        &key,
+        id.as_bytes(),
+        snapshot::MAGIC,
+        ObjectKind::Snapshot,
+    )?;
     Snapshot::decode_body(&plain).map_err(|e| Error::corrupt(key.to_string(), e))
 }
 
 /// Seals and stores a snapshot; returns its id.
 pub fn store_snapshot(b: &dyn Backend, keys: &Keys, snap: &Snapshot) -> Result<SnapshotId> {
-    let bytes = crate::format::wrap(
+    store_sealed(
+        b,
+        keys,
         snapshot::MAGIC,
-        &keys.seal_object(ObjectKind::Snapshot, &snap.encode_body()),
-    );
-    let id = SnapshotId(object_hash(&bytes));
-    put_named(b, &ObjectKey::snapshot(&id), &bytes)?;
-    Ok(id)
+        ObjectKind::Snapshot,
+        &snap.encode_body(),
+        |n| ObjectKey::snapshot(&SnapshotId(*n)),
+    )
+    .map(SnapshotId)
 }
