@@ -120,6 +120,8 @@ pub fn store_stream(
     let keys = w.keys().clone();
     let level = w.zstd_level();
     let (tx, rx) = crossbeam_channel::bounded::<std::io::Result<Batch>>(1);
+    // Spent batch buffers go back to the reader for reuse.
+    let (recycle, recycled) = crossbeam_channel::bounded::<Vec<u8>>(4);
     std::thread::scope(|s| {
         // Owned by this closure: an early error return drops it, which unblocks the reader
         // thread's `send` so that the scope can join it.
@@ -127,7 +129,8 @@ pub fn store_stream(
         s.spawn(move || {
             let mut c = Chunker::new(src, &params, keys.gear());
             loop {
-                let next = c.next_batch(BATCH_BYTES).transpose();
+                let buf = recycled.try_recv().unwrap_or_default();
+                let next = c.next_batch_into(BATCH_BYTES, buf).transpose();
                 let Some(next) = next else { break };
                 let failed = next.is_err();
                 if tx.send(next).is_err() || failed {
@@ -175,6 +178,7 @@ pub fn store_stream(
                     list.push(ListEntry { id: *id, size }, &mut store)?;
                 }
                 progress.bytes(p.batch.len() as u64);
+                let _ = recycle.try_send(p.batch.data);
             }
             prev = prepared;
         }

@@ -90,8 +90,19 @@ impl<R: Read> Chunker<R> {
     /// Reads about `target` bytes and returns them cut into chunks; `None` at the end of the
     /// stream. The last chunk of a batch is always a real boundary (or the stream's end).
     pub fn next_batch(&mut self, target: usize) -> std::io::Result<Option<Batch>> {
+        self.next_batch_into(target, Vec::new())
+    }
+
+    /// [`Chunker::next_batch`] into a spent batch's buffer: reusing buffers keeps the
+    /// allocator from mapping and zero-faulting a fresh 2 MiB for every batch.
+    pub fn next_batch_into(
+        &mut self,
+        target: usize,
+        mut data: Vec<u8>,
+    ) -> std::io::Result<Option<Batch>> {
         let want = target.max(self.max) + self.max;
-        let mut data = Vec::with_capacity(want);
+        data.clear();
+        data.reserve(want);
         data.append(&mut self.carry);
         while data.len() < want && !self.eof {
             let start = data.len();
