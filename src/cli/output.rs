@@ -41,6 +41,8 @@ pub struct TermProgress {
     bytes: AtomicU64,
     added: AtomicU64,
     done: AtomicBool,
+    /// Whether a ticker draws on stderr (and so has a line to clear at the end).
+    drawing: bool,
     verb: &'static str,
     started: Instant,
 }
@@ -57,14 +59,16 @@ impl larder::progress::Progress for TermProgress {
 impl TermProgress {
     /// Starts the ticker if stderr is a terminal and `enabled`.
     pub fn start(verb: &'static str, enabled: bool) -> Arc<Self> {
+        let drawing = enabled && std::io::stderr().is_terminal();
         let p = Arc::new(Self {
             bytes: AtomicU64::new(0),
             added: AtomicU64::new(0),
             done: AtomicBool::new(false),
+            drawing,
             verb,
             started: Instant::now(),
         });
-        if enabled && std::io::stderr().is_terminal() {
+        if drawing {
             let t = p.clone();
             std::thread::spawn(move || {
                 while !t.done.load(Ordering::Relaxed) {
@@ -89,7 +93,7 @@ impl TermProgress {
 
     /// Stops the ticker and clears its line.
     pub fn finish(&self) {
-        if !self.done.swap(true, Ordering::Relaxed) && std::io::stderr().is_terminal() {
+        if !self.done.swap(true, Ordering::Relaxed) && self.drawing {
             eprint!("\r\x1b[2K");
         }
     }
