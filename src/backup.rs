@@ -100,9 +100,8 @@ fn seal_fresh(keys: &crate::crypto::Keys, level: i32, p: &Prepared) -> Result<Ve
     p.fresh
         .par_iter()
         .map(|&i| {
-            blob::seal(keys, BlobKind::Data, p.ids[i], p.batch.chunk(i), level).map_err(|e| {
-                Error::InvalidArgument(format!("cannot seal chunk {}: {}", p.ids[i], e.reason()))
-            })
+            blob::seal(keys, BlobKind::Data, p.ids[i], p.batch.chunk(i), level)
+                .map_err(|e| e.sealing(p.ids[i]))
         })
         .collect()
 }

@@ -46,6 +46,14 @@ pub enum BlobError {
 }
 
 impl BlobError {
+    /// This failure at seal time, as a library error naming the blob.
+    pub fn sealing(self, blob: BlobId) -> crate::Error {
+        crate::Error::SealFailed {
+            blob,
+            reason: self.reason(),
+        }
+    }
+
     /// The reason as a static string, for `Error::CorruptBlob`.
     pub fn reason(self) -> &'static str {
         match self {

@@ -281,21 +281,23 @@ impl Catalog {
     /// For each id, whether any index segment names it. One read transaction for the lot:
     /// SQLite takes and drops a file lock per statement otherwise.
     pub fn contains_many(&self, ids: &[BlobId]) -> Result<Vec<bool>> {
-        let tx = self.conn.unchecked_transaction().map_err(self.err())?;
-        let out = ids
-            .iter()
-            .map(|id| self.contains(id))
-            .collect::<Result<_>>()?;
-        tx.commit().map_err(self.err())?;
-        Ok(out)
+        self.each_in_read_tx(ids, Self::contains)
     }
 
     /// [`Catalog::locate`] for many ids in one read transaction.
     pub fn locate_many(&self, ids: &[BlobId]) -> Result<Vec<Option<BlobLocation>>> {
+        self.each_in_read_tx(ids, Self::locate)
+    }
+
+    fn each_in_read_tx<T>(
+        &self,
+        ids: &[BlobId],
+        query: fn(&Self, &BlobId) -> Result<T>,
+    ) -> Result<Vec<T>> {
         let tx = self.conn.unchecked_transaction().map_err(self.err())?;
         let out = ids
             .iter()
-            .map(|id| self.locate(id))
+            .map(|id| query(self, id))
             .collect::<Result<_>>()?;
         tx.commit().map_err(self.err())?;
         Ok(out)

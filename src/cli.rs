@@ -216,7 +216,7 @@ pub fn prompt(text: &str, confirm: bool) -> Result<Password> {
     non_empty(p.into_bytes())
 }
 
-fn first_line(mut b: Vec<u8>) -> Vec<u8> {
+pub fn first_line(mut b: Vec<u8>) -> Vec<u8> {
     if let Some(i) = b.iter().position(|&c| c == b'\n') {
         b.truncate(i);
     }
@@ -226,7 +226,7 @@ fn first_line(mut b: Vec<u8>) -> Vec<u8> {
     b
 }
 
-fn non_empty(b: Vec<u8>) -> Result<Password> {
+pub fn non_empty(b: Vec<u8>) -> Result<Password> {
     if b.is_empty() {
         return Err(larder::Error::PasswordSource("the password is empty".into()).into());
     }

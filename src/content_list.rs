@@ -110,9 +110,7 @@ fn node(level: usize, entries: Vec<ListEntry>) -> Result<ContentListBlob> {
     let level = u8::try_from(level)
         .ok()
         .filter(|l| *l <= MAX_LEVEL)
-        .ok_or_else(|| {
-            Error::InvalidArgument("content list deeper than the format allows".into())
-        })?;
+        .ok_or_else(|| Error::Internal("content list deeper than the format allows".into()))?;
     Ok(ContentListBlob { level, entries })
 }
 

@@ -159,6 +159,18 @@ pub enum Error {
     /// A key slot selection failed or would leave the repository unopenable.
     #[error("{0}")]
     KeySlot(String),
+    /// A blob failed its own check before being written (compress, seal, then open and
+    /// re-hash): a compressor or memory fault. Nothing with it was stored.
+    #[error("blob {blob} failed its check before upload: {reason}; nothing was stored with it")]
+    SealFailed {
+        /// The blob.
+        blob: BlobId,
+        /// What check failed.
+        reason: &'static str,
+    },
+    /// An internal stage of the pipeline stopped (a bug, not bad input).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A request that cannot be carried out as given.
     #[error("{0}")]
     InvalidArgument(String),
@@ -189,7 +201,9 @@ impl Error {
             Error::PasswordSource(_)
             | Error::SinkWrite { .. }
             | Error::LocalIo { .. }
-            | Error::Catalog { .. } => ErrorKind::Failure,
+            | Error::Catalog { .. }
+            | Error::SealFailed { .. }
+            | Error::Internal(_) => ErrorKind::Failure,
         }
     }
 

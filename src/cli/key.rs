@@ -8,7 +8,7 @@ use larder::crypto::key_slot::{DEFAULT_KDF, Password};
 use larder::id::KeyId;
 use serde_json::json;
 
-use super::{Ctx, output, prompt};
+use super::{Ctx, first_line, non_empty, output, prompt};
 
 /// Key slot commands.
 #[derive(Debug, clap::Subcommand)]
@@ -39,25 +39,13 @@ pub struct NewPassword {
 
 fn new_password(a: &NewPassword) -> Result<Password> {
     if let Some(f) = &a.new_password_file {
-        let mut b = std::fs::read(f).map_err(|e| {
+        let b = std::fs::read(f).map_err(|e| {
             larder::Error::PasswordSource(format!("new password file {}: {e}", f.display()))
         })?;
-        if let Some(i) = b.iter().position(|&c| c == b'\n') {
-            b.truncate(i);
-        }
-        if b.last() == Some(&b'\r') {
-            b.pop();
-        }
-        if b.is_empty() {
-            return Err(larder::Error::PasswordSource("the new password is empty".into()).into());
-        }
-        return Ok(Password::new(b));
+        return non_empty(first_line(b));
     }
     if let Ok(p) = std::env::var("LARDER_NEW_PASSWORD") {
-        if p.is_empty() {
-            return Err(larder::Error::PasswordSource("the new password is empty".into()).into());
-        }
-        return Ok(Password::new(p.into_bytes()));
+        return non_empty(p.into_bytes());
     }
     prompt("enter the new password: ", true)
 }

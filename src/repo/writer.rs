@@ -160,9 +160,8 @@ impl<'r> RepoWriter<'r> {
     pub fn store_blob(&mut self, kind: BlobKind, plain: &[u8]) -> Result<BlobId> {
         let id = self.keys.blob_id(kind, plain);
         if self.claim(&id)? {
-            let sealed = blob::seal(&self.keys, kind, id, plain, self.zstd_level).map_err(|e| {
-                Error::InvalidArgument(format!("cannot seal blob {id}: {}", e.reason()))
-            })?;
+            let sealed = blob::seal(&self.keys, kind, id, plain, self.zstd_level)
+                .map_err(|e| e.sealing(id))?;
             self.add_sealed(sealed)?;
         }
         Ok(id)
@@ -179,7 +178,7 @@ impl<'r> RepoWriter<'r> {
         self.to_upload = None;
         if let Some(t) = self.uploader.take() {
             t.join().map_err(|_| {
-                Error::InvalidArgument("the upload thread panicked; nothing was indexed".into())
+                Error::Internal("the upload thread panicked; nothing was indexed".into())
             })?;
         }
         self.merge_indexed(true)?;
@@ -193,7 +192,7 @@ impl<'r> RepoWriter<'r> {
         }
         // The upload thread stopped: it reported why.
         self.merge_indexed(true)?;
-        Err(Error::InvalidArgument("the upload thread stopped".into()))
+        Err(Error::Internal("the upload thread stopped".into()))
     }
 
     /// Merges stored index segments into the catalog and forgets their blobs from the
