@@ -11,6 +11,7 @@
 //! Invariant 3: a snapshot is written only if the source was read completely and the
 //! producer (if larder ran it) exited 0.
 
+pub mod dir;
 pub mod source;
 
 use std::io::Read;
@@ -71,15 +72,15 @@ pub struct SnapshotReport {
     pub write: WriteStats,
 }
 
-struct Prepared {
-    batch: Batch,
-    ids: Vec<BlobId>,
-    fresh: Vec<usize>,
+pub(crate) struct Prepared {
+    pub(crate) batch: Batch,
+    pub(crate) ids: Vec<BlobId>,
+    pub(crate) fresh: Vec<usize>,
 }
 
 /// Hashes a batch (in parallel) and claims the ids not stored yet (one thread, point
 /// queries).
-fn prepare(w: &mut RepoWriter<'_>, batch: Batch) -> Result<Prepared> {
+pub(crate) fn prepare(w: &mut RepoWriter<'_>, batch: Batch) -> Result<Prepared> {
     let keys = w.keys().clone();
     let ids: Vec<BlobId> = batch
         .chunks
@@ -96,7 +97,11 @@ fn prepare(w: &mut RepoWriter<'_>, batch: Batch) -> Result<Prepared> {
 }
 
 /// Compresses, seals and verifies the fresh chunks of a batch, in parallel, in order.
-fn seal_fresh(keys: &crate::crypto::Keys, level: i32, p: &Prepared) -> Result<Vec<SealedBlob>> {
+pub(crate) fn seal_fresh(
+    keys: &crate::crypto::Keys,
+    level: i32,
+    p: &Prepared,
+) -> Result<Vec<SealedBlob>> {
     p.fresh
         .par_iter()
         .map(|&i| {
@@ -115,6 +120,26 @@ pub fn store_stream(
     what: &str,
     progress: &dyn Progress,
 ) -> Result<StreamStats> {
+    let mut list = ContentListBuilder::new();
+    let (chunks, new_chunks) = store_chunks(w, src, what, progress, &mut list)?;
+    let mut store = |plain: &[u8]| w.store_blob(content_list::KIND, plain);
+    let root = list.finish(&mut store)?;
+    Ok(StreamStats {
+        root,
+        chunks,
+        new_chunks,
+    })
+}
+
+/// Hands every chunk of `src` to the writer (new ones sealed) and its entry to `list`;
+/// returns (chunks, new chunks). The chunker runs on its own thread, one batch ahead.
+pub fn store_chunks(
+    w: &mut RepoWriter<'_>,
+    src: impl Read + Send,
+    what: &str,
+    progress: &dyn Progress,
+    list: &mut ContentListBuilder,
+) -> Result<(u64, u64)> {
     let params = w.chunker_params();
     let keys = w.keys().clone();
     let level = w.zstd_level();
@@ -138,7 +163,6 @@ pub fn store_stream(
             }
         });
         let keys = w.keys().clone();
-        let mut list = ContentListBuilder::new();
         let mut stats = (0u64, 0u64);
         let mut prev: Option<Prepared> = None;
         loop {
@@ -165,30 +189,37 @@ pub fn store_stream(
             );
             let (sealed, prepared) = (sealed?, prepared?);
             if let (Some(p), Some(sealed)) = (prev.take(), sealed) {
-                for b in sealed {
-                    progress.added(b.bytes.len() as u64);
-                    w.add_sealed(b)?;
-                }
-                stats.0 += p.ids.len() as u64;
-                stats.1 += p.fresh.len() as u64;
-                let mut store = |plain: &[u8]| w.store_blob(content_list::KIND, plain);
-                for (id, r) in p.ids.iter().zip(&p.batch.chunks) {
-                    let size = (r.end - r.start) as u64;
-                    list.push(ListEntry { id: *id, size }, &mut store)?;
-                }
-                progress.bytes(p.batch.len() as u64);
+                add_prepared(w, &p, sealed, list, progress, &mut stats)?;
                 let _ = recycle.try_send(p.batch.data);
             }
             prev = prepared;
         }
-        let mut store = |plain: &[u8]| w.store_blob(content_list::KIND, plain);
-        let root = list.finish(&mut store)?;
-        Ok(StreamStats {
-            root,
-            chunks: stats.0,
-            new_chunks: stats.1,
-        })
+        Ok(stats)
     })
+}
+
+/// Hands a prepared batch's sealed chunks to the writer and its entries to the list.
+pub(crate) fn add_prepared(
+    w: &mut RepoWriter<'_>,
+    p: &Prepared,
+    sealed: Vec<SealedBlob>,
+    list: &mut ContentListBuilder,
+    progress: &dyn Progress,
+    stats: &mut (u64, u64),
+) -> Result<()> {
+    for b in sealed {
+        progress.added(b.bytes.len() as u64);
+        w.add_sealed(b)?;
+    }
+    stats.0 += p.ids.len() as u64;
+    stats.1 += p.fresh.len() as u64;
+    let mut store = |plain: &[u8]| w.store_blob(content_list::KIND, plain);
+    for (id, r) in p.ids.iter().zip(&p.batch.chunks) {
+        let size = (r.end - r.start) as u64;
+        list.push(ListEntry { id: *id, size }, &mut store)?;
+    }
+    progress.bytes(p.batch.len() as u64);
+    Ok(())
 }
 
 /// Stores `src` and, if `status` (called once the stream has ended) reports success, writes
@@ -207,6 +238,7 @@ pub fn snapshot_stream(
     let what = match &source {
         Source::Stdin => "standard input".to_owned(),
         Source::Command { argv } => format!("the output of `{}`", argv.join(" ")),
+        Source::Paths { paths } => paths.join(", "),
     };
     let mut w = RepoWriter::new(repo, opts.zstd_level);
     let stored = store_stream(&mut w, src, &what, progress);
@@ -236,6 +268,9 @@ pub fn snapshot_stream(
         chunks: stream.chunks,
         new_chunks: stream.new_chunks,
         larder_version: env!("CARGO_PKG_VERSION").to_owned(),
+        errors: 0,
+        parent: None,
+        tree_counts: None,
     };
     let id = object::store_snapshot(repo.backend().as_ref(), repo.keys(), &snapshot)?;
     repo.catalog_mut()

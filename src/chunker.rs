@@ -82,6 +82,28 @@ impl<R: Read> Chunker<R> {
         }
     }
 
+    /// Cuts `data`, a whole stream already in memory, into the same chunks a batch read of it
+    /// would give; appends each chunk's range, shifted by `base`, to `out`.
+    pub fn cut_whole(&self, data: &[u8], base: usize, out: &mut Vec<Range<usize>>) {
+        let mut pos = 0;
+        while pos < data.len() {
+            let (_, len) = cut_gear(
+                &data[pos..],
+                self.min,
+                self.avg,
+                self.max,
+                self.masks[0],
+                self.masks[1],
+                self.masks[2],
+                self.masks[3],
+                self.gear.as_slice(),
+                self.gear_ls.as_slice(),
+            );
+            out.push(base + pos..base + pos + len);
+            pos += len;
+        }
+    }
+
     /// Bytes read from the source so far.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
@@ -224,6 +246,16 @@ mod tests {
                 prop_assert!(c.len() <= 4096);
                 if i + 1 < chunks.len() { prop_assert!(c.len() >= 256); }
             }
+        }
+
+        #[test]
+        fn cutting_in_memory_matches_reading(len in 0usize..60_000, seed in any::<u64>()) {
+            let d = pseudo(len, seed);
+            let c = Chunker::new(std::io::empty(), &params(), &gear(6));
+            let mut ranges = Vec::new();
+            c.cut_whole(&d, 7, &mut ranges);
+            let whole: Vec<Vec<u8>> = ranges.iter().map(|r| d[r.start - 7..r.end - 7].to_vec()).collect();
+            prop_assert_eq!(whole, cut_all(&d, 1000, 6));
         }
 
         #[test]

@@ -19,6 +19,7 @@ pub mod output;
 pub mod restore;
 pub mod snapshot;
 pub mod snapshots;
+pub mod tree;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -79,12 +80,20 @@ struct Global {
 enum Command {
     /// Create a new repository.
     Init(init::Args),
-    /// Store a stream (stdin, or a command's output) as a new snapshot.
+    /// Store files and directories, or a stream (stdin, or a command's output), as a new
+    /// snapshot.
     Snapshot(snapshot::Args),
     /// List snapshots.
     Snapshots(snapshots::Args),
-    /// Write a snapshot's stream to stdout or a file, verifying every blob.
+    /// Restore a snapshot: a stream to stdout or a file, a directory snapshot into --target;
+    /// every blob verified.
     Restore(restore::Args),
+    /// List the entries of a directory snapshot, like `ls -l`.
+    Ls(tree::LsArgs),
+    /// Compare two directory snapshots: added, removed and changed paths.
+    Diff(tree::DiffArgs),
+    /// Write one file of a directory snapshot to stdout.
+    Dump(tree::DumpArgs),
     /// Manage key slots (passwords).
     #[command(subcommand)]
     Key(key::Command),
@@ -92,17 +101,21 @@ enum Command {
     Cat(cat::Args),
 }
 
-/// Runs one command.
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs one command; returns the exit code of a run that did not fail.
+pub fn run(cli: Cli) -> Result<u8> {
     let ctx = Ctx { g: cli.global };
-    match cli.command {
+    let done = match cli.command {
         Command::Init(a) => init::run(a, &ctx),
-        Command::Snapshot(a) => snapshot::run(a, &ctx),
+        Command::Snapshot(a) => return snapshot::run(a, &ctx),
         Command::Snapshots(a) => snapshots::run(a, &ctx),
         Command::Restore(a) => restore::run(a, &ctx),
+        Command::Ls(a) => tree::ls(a, &ctx),
+        Command::Diff(a) => tree::diff(a, &ctx),
+        Command::Dump(a) => tree::dump(a, &ctx),
         Command::Key(c) => key::run(c, &ctx),
         Command::Cat(a) => cat::run(a, &ctx),
-    }
+    };
+    done.map(|()| exit::SUCCESS)
 }
 
 /// What every command shares: where the repository is and how to unlock it.
@@ -114,6 +127,11 @@ impl Ctx {
     /// `--json` given?
     pub fn json(&self) -> bool {
         self.g.json
+    }
+
+    /// `--quiet` given?
+    pub fn quiet(&self) -> bool {
+        self.g.quiet
     }
 
     /// Progress lines wanted (not `--quiet`, not `--json`)?

@@ -8,6 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::content_list::{ContentListBlob, ListEntry, MAX_LEVEL};
+use crate::format::tree::{Content, MAX_INLINE};
 use crate::format::{BlobKind, DecodeError};
 use crate::id::BlobId;
 
@@ -35,6 +36,8 @@ fn is_cut(id: &BlobId) -> bool {
 pub struct ContentListBuilder {
     levels: Vec<Vec<ListEntry>>,
     size: u64,
+    /// Whether any node has been stored (then the list cannot be inlined).
+    cut_any: bool,
 }
 
 impl ContentListBuilder {
@@ -70,11 +73,30 @@ impl ContentListBuilder {
     }
 
     fn cut(&mut self, level: usize, store: &mut dyn FnMut(&[u8]) -> Result<BlobId>) -> Result<()> {
+        self.cut_any = true;
         let entries = std::mem::take(&mut self.levels[level]);
         let node = node(level, entries)?;
         let size = node.total().unwrap_or(u64::MAX);
         let id = store(&node.encode())?;
         self.push_at(level + 1, ListEntry { id, size }, store)
+    }
+
+    /// A file's content (`format-spec/tree.md`): its chunks themselves when no node was cut
+    /// and there are at most [`MAX_INLINE`] of them, else the stored list's root. Returns the
+    /// content and the bytes it covers.
+    pub fn finish_content(
+        mut self,
+        store: &mut dyn FnMut(&[u8]) -> Result<BlobId>,
+    ) -> Result<(Content, u64)> {
+        if !self.cut_any && self.levels.len() <= 1 {
+            let entries = self.levels.pop().unwrap_or_default();
+            if entries.len() <= MAX_INLINE {
+                return Ok((Content::Inline(entries), self.size));
+            }
+            self.levels.push(entries);
+        }
+        let root = self.finish(store)?;
+        Ok((Content::List(root.content_list), root.size))
     }
 
     /// Stores what is left and returns the root.
@@ -211,6 +233,58 @@ mod tests {
             out.push(e);
         }
         out
+    }
+
+    #[test]
+    fn small_lists_are_inlined_and_large_ones_stored() {
+        let mut store = HashMap::new();
+        let mut put = |b: &[u8]| {
+            let id = BlobId(*blake3::hash(b).as_bytes());
+            store.insert(id, b.to_vec());
+            Ok(id)
+        };
+        // Ids whose low bits are not zero never cut a node.
+        let uncut = |i: u64| {
+            let mut n = 0u64;
+            loop {
+                let c = id(i * 1000 + n, 3);
+                if !is_cut(&c) {
+                    return c;
+                }
+                n += 1;
+            }
+        };
+        for n in [0usize, 1, MAX_INLINE] {
+            let mut b = ContentListBuilder::new();
+            for i in 0..n as u64 {
+                b.push(
+                    ListEntry {
+                        id: uncut(i),
+                        size: 5,
+                    },
+                    &mut put,
+                )
+                .unwrap();
+            }
+            let (content, size) = b.finish_content(&mut put).unwrap();
+            assert!(matches!(content, Content::Inline(ref v) if v.len() == n));
+            assert_eq!(size, 5 * n as u64);
+        }
+        let mut b = ContentListBuilder::new();
+        for i in 0..=MAX_INLINE as u64 {
+            b.push(
+                ListEntry {
+                    id: uncut(i),
+                    size: 5,
+                },
+                &mut put,
+            )
+            .unwrap();
+        }
+        assert!(matches!(
+            b.finish_content(&mut put).unwrap().0,
+            Content::List(_)
+        ));
     }
 
     #[test]

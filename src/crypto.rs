@@ -77,7 +77,7 @@ pub struct Keys {
     /// One BLAKE3 key per blob kind, indexed by kind code: binding the kind through the key
     /// rather than a prefix byte keeps the plaintext aligned to BLAKE3's 1 KiB chunks, which
     /// is 2-3x faster on the chunk sizes larder uses.
-    id_keys: [Zeroizing<[u8; 32]>; 3],
+    id_keys: [Zeroizing<[u8; 32]>; 4],
     gear: Box<[u64; 256]>,
 }
 
@@ -105,6 +105,7 @@ impl Keys {
             kind_key(0),
             kind_key(BlobKind::Data.code()),
             kind_key(BlobKind::ContentList.code()),
+            kind_key(BlobKind::Tree.code()),
         ];
         let chunk_key = Zeroizing::new(blake3::derive_key(CONTEXT_CHUNKER, master.expose()));
         let aead = XChaCha20Poly1305::new(&(*enc).into());

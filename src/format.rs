@@ -11,6 +11,7 @@ pub mod index_segment;
 pub mod key_slot;
 pub mod pack;
 pub mod snapshot;
+pub mod tree;
 
 use crate::id::{BlobId, ID_LEN, RepoId};
 
@@ -71,6 +72,8 @@ pub enum BlobKind {
     Data = 1,
     /// A content list: the ordered ids of a stream (`format-spec/content-list.md`).
     ContentList = 2,
+    /// A directory listing with metadata (`format-spec/tree.md`).
+    Tree = 3,
 }
 
 impl BlobKind {
@@ -84,6 +87,7 @@ impl BlobKind {
         match c {
             1 => Ok(BlobKind::Data),
             2 => Ok(BlobKind::ContentList),
+            3 => Ok(BlobKind::Tree),
             _ => Err(DecodeError::Invalid("blob kind")),
         }
     }

@@ -4,17 +4,18 @@
 //! The data path, one module per arrow (DESIGN.md):
 //!
 //! ```text
-//! backup:  source (stdin | command) -> chunker (FastCDC, keyed gear) -> id (keyed BLAKE3)
+//! backup:  source (stdin | command | files) -> chunker (FastCDC, keyed gear) -> id (keyed BLAKE3)
 //!          -> dedup lookup (catalog) -> compress (zstd) -> encrypt (XChaCha20-Poly1305)
 //!          -> pack writer -> backend (disk) -> index segment -> snapshot object
-//! restore: snapshot -> content list -> catalog lookup -> pack range reads -> decrypt
-//!          -> decompress -> verify id -> sink (stdout | file)
+//! restore: snapshot -> (tree ->) content list -> catalog lookup -> pack range reads -> decrypt
+//!          -> decompress -> verify id -> sink (stdout | file | directory)
 //! ```
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`backup`] | the backup pipeline and its sources |
-//! | [`restore`] | the restore pipeline and its sinks |
+//! | [`backup`] | the backup pipeline and its sources (stdin, command, directories) |
+//! | [`restore`] | the restore pipeline and its sinks (stdout, file, directory) |
+//! | [`diff`] | what changed between two directory snapshots |
 //! | [`chunker`] | FastCDC with a keyed gear table |
 //! | [`crypto`] | master key, subkeys, key slots, seal/unseal |
 //! | [`compress`] | zstd and bounded decompression |
@@ -38,6 +39,7 @@ pub mod chunker;
 pub mod compress;
 pub mod content_list;
 pub mod crypto;
+pub mod diff;
 pub mod error;
 pub mod format;
 pub mod id;

@@ -10,7 +10,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     match cli::run(args) {
-        Ok(()) => ExitCode::from(cli::exit::SUCCESS),
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("larder: error: {}", cli::exit::message(&e));
             ExitCode::from(cli::exit::code_for(&e))

@@ -10,6 +10,8 @@
 //! range read; the sink writes batch *k* while batch *k+1* loads. Every blob is verified
 //! before a byte of it is written (invariant 4).
 
+pub mod dir;
+
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
@@ -24,6 +26,7 @@ use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::format::BlobKind;
 use crate::format::snapshot::{Root, Snapshot};
+use crate::format::tree::Content;
 use crate::progress::Progress;
 use crate::repo::{self, Repo};
 
@@ -43,10 +46,15 @@ pub struct RestoreStats {
     pub duration: f64,
 }
 
-/// The stream root of a snapshot.
-pub fn stream_root(snap: &Snapshot) -> StreamRoot {
+/// The stream root of a snapshot; a directory snapshot is a usage error here.
+pub fn stream_root(snap: &Snapshot) -> Result<StreamRoot> {
     match snap.root {
-        Root::Stream { content_list, size } => StreamRoot { content_list, size },
+        Root::Stream { content_list, size } => Ok(StreamRoot { content_list, size }),
+        Root::Tree { .. } => Err(Error::InvalidArgument(format!(
+            "snapshot of {} is a directory snapshot: restore it with --target DIR, or one file \
+             with `larder dump`",
+            snap.name
+        ))),
     }
 }
 
@@ -145,8 +153,68 @@ pub fn restore_stream(
     target: &str,
     progress: &dyn Progress,
 ) -> Result<RestoreStats> {
+    restore_list(repo, stream_root(snap)?, sink, target, progress)
+}
+
+/// Writes a file's content (`format-spec/tree.md`) into `sink`, verifying every blob first.
+pub fn restore_content(
+    repo: &Repo,
+    content: &Content,
+    size: u64,
+    sink: &mut (dyn Write + Send),
+    target: &str,
+    progress: &dyn Progress,
+) -> Result<RestoreStats> {
+    let chunks = match content {
+        Content::List(root) => {
+            let root = StreamRoot {
+                content_list: *root,
+                size,
+            };
+            return restore_list(repo, root, sink, target, progress);
+        }
+        Content::Inline(chunks) => chunks,
+    };
     let started = Instant::now();
-    let root = stream_root(snap);
+    let ids: Vec<_> = chunks.iter().map(|c| c.id).collect();
+    let batch = repo
+        .catalog()
+        .locate_many(&ids)?
+        .into_iter()
+        .zip(chunks)
+        .map(|(at, c)| Ok((at.ok_or(Error::MissingBlob { blob: c.id })?, c.size)))
+        .collect::<Result<Vec<Located>>>()?;
+    let mut stats = RestoreStats::default();
+    for run in runs(&batch) {
+        for chunk in load_run(repo.backend().as_ref(), repo.keys(), run)? {
+            sink.write_all(&chunk).map_err(|source| Error::SinkWrite {
+                target: target.to_owned(),
+                source,
+            })?;
+            progress.bytes(chunk.len() as u64);
+            stats.chunks += 1;
+            stats.bytes += chunk.len() as u64;
+        }
+    }
+    if stats.bytes != size {
+        return Err(Error::Internal(format!(
+            "{target}: inline chunks hold {} bytes, the entry says {size}",
+            stats.bytes
+        )));
+    }
+    stats.duration = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// Streams the bytes of a content-list tree into `sink`, verifying every blob first.
+pub fn restore_list(
+    repo: &Repo,
+    root: StreamRoot,
+    sink: &mut (dyn Write + Send),
+    target: &str,
+    progress: &dyn Progress,
+) -> Result<RestoreStats> {
+    let started = Instant::now();
     let backend = repo.backend().clone();
     let keys = repo.keys().clone();
     let walker_catalog = repo.open_catalog()?;

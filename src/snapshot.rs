@@ -133,6 +133,9 @@ mod tests {
             raw_bytes_added: 0,
             chunks: 0,
             new_chunks: 0,
+            errors: 0,
+            parent: None,
+            tree_counts: None,
             larder_version: "t".into(),
         }
     }

@@ -24,6 +24,7 @@ use larder::format::index_segment::{self, IndexSegment, IndexedPack};
 use larder::format::key_slot::{KdfParams, KeySlot};
 use larder::format::pack::{self, BlobEntry, PackHeader};
 use larder::format::snapshot::{self, ProducerStatus, Root, Snapshot, Source};
+use larder::format::tree::{Content, EntryKind, Time, Tree, TreeEntry};
 use larder::format::{self as fmt, BlobKind, Compression, ObjectKind};
 use larder::id::{BlobId, PackId, RepoId, object_hash};
 use zeroize::Zeroizing;
@@ -119,6 +120,150 @@ fn content_list_node() -> ContentListBlob {
     }
 }
 
+/// The level-0 list node of the tree vector's list-form file: 20 chunks of 4,096 bytes, ids
+/// blake3("tree vector chunk" ‖ u64 LE i). More than `MAX_INLINE` chunks, so a writer must
+/// store a list; no id cuts a node (content-list.md), so this one node is the whole list.
+fn tree_list_node() -> ContentListBlob {
+    let node = ContentListBlob {
+        level: 0,
+        entries: (0..20u64)
+            .map(|i| {
+                let mut h = blake3::Hasher::new();
+                h.update(b"tree vector chunk").update(&i.to_le_bytes());
+                ListEntry {
+                    id: BlobId(*h.finalize().as_bytes()),
+                    size: 4096,
+                }
+            })
+            .collect(),
+    };
+    assert!(
+        node.entries.iter().all(|e| e.id.as_bytes()[0] != 0),
+        "no entry of the tree vector's list cuts a node"
+    );
+    node
+}
+
+/// The directory `/srv/data` as the tree vector lists it: one entry of every kind
+/// (tree.md), in name order.
+fn tree_vector(k: &Keys) -> Tree {
+    let base = |name: &[u8], kind: EntryKind| TreeEntry {
+        name: name.to_vec(),
+        kind,
+        mode: 0o644,
+        uid: 1000,
+        gid: 100,
+        user: "alice".into(),
+        group: "users".into(),
+        mtime: Time {
+            secs: CREATED - 86_400,
+            nanos: 123_456_789,
+        },
+        ctime: Time {
+            secs: CREATED - 3_600,
+            nanos: 987_654_321,
+        },
+        inode: 0,
+        device: 0x803,
+        size: 0,
+        sparse: false,
+        xattrs: Vec::new(),
+    };
+    let inline = vec![
+        ListEntry {
+            id: k.blob_id(BlobKind::Data, b"bonjour, "),
+            size: 9,
+        },
+        ListEntry {
+            id: k.blob_id(BlobKind::Data, b"larder\n"),
+            size: 7,
+        },
+    ];
+    let root = |kind, inode| TreeEntry {
+        uid: 0,
+        gid: 6,
+        user: "root".into(),
+        group: "disk".into(),
+        mode: 0o660,
+        inode,
+        ..base(b"", kind)
+    };
+    let entries = vec![
+        TreeEntry {
+            name: b"block-sda".to_vec(),
+            ..root(EntryKind::BlockDevice(0x800), 2001)
+        },
+        TreeEntry {
+            // "café" in Latin-1: not UTF-8.
+            inode: 1001,
+            size: 16,
+            xattrs: vec![
+                (b"user.comment".to_vec(), b"latin-1 name".to_vec()),
+                (b"user.mime_type".to_vec(), b"text/plain".to_vec()),
+            ],
+            ..base(b"caf\xe9", EntryKind::File(Content::Inline(inline)))
+        },
+        TreeEntry {
+            name: b"char-null".to_vec(),
+            mode: 0o666,
+            gid: 0,
+            group: "root".into(),
+            ..root(EntryKind::CharDevice(0x103), 2002)
+        },
+        TreeEntry {
+            mode: 0o2775,
+            inode: 1002,
+            ..base(
+                b"dir",
+                EntryKind::Dir(k.blob_id(BlobKind::Tree, &Tree::default().encode().unwrap())),
+            )
+        },
+        TreeEntry {
+            inode: 1003,
+            ..base(b"empty", EntryKind::File(Content::Inline(Vec::new())))
+        },
+        TreeEntry {
+            uid: 4242,
+            gid: 4242,
+            user: String::new(),
+            group: String::new(),
+            mode: 0o600,
+            mtime: Time {
+                secs: -1,
+                nanos: 500_000_000,
+            },
+            inode: 1004,
+            ..base(b"fifo", EntryKind::Fifo)
+        },
+        TreeEntry {
+            inode: 1001,
+            size: 16,
+            ..base(
+                b"hardlink",
+                EntryKind::Hardlink(b"/srv/data/caf\xe9".to_vec()),
+            )
+        },
+        TreeEntry {
+            inode: 1005,
+            size: 20 * 4096,
+            sparse: true,
+            ..base(
+                b"sparse.img",
+                EntryKind::File(Content::List(
+                    k.blob_id(BlobKind::ContentList, &tree_list_node().encode()),
+                )),
+            )
+        },
+        TreeEntry {
+            mode: 0o777,
+            inode: 1006,
+            size: 4,
+            ..base(b"symlink", EntryKind::Symlink(b"caf\xe9".to_vec()))
+        },
+    ];
+    Tree { entries }
+}
+
 fn snapshot_body() -> Snapshot {
     Snapshot {
         time: "2026-01-01T02:00:00Z".parse().unwrap(),
@@ -140,6 +285,10 @@ fn snapshot_body() -> Snapshot {
         chunks: 3,
         new_chunks: 3,
         larder_version: "0.1.0".into(),
+        // Optional fields of directory snapshots: absent from a stream snapshot's body.
+        errors: 0,
+        parent: None,
+        tree_counts: None,
     }
 }
 
@@ -288,6 +437,36 @@ fn generate() -> BTreeMap<&'static str, Vector> {
                  (blake3(u64 LE i), 1000 + i) for i in 0..3"
             ),
             bytes: content_list_node().encode(),
+        },
+    );
+
+    let tree = tree_vector(&k).encode().unwrap();
+    let tree_recipe = "tree (tree.md) of /srv/data as in tests/vectors.rs `tree_vector`: block-sda, \
+         caf\\xe9 (inline, 2 chunks, 2 xattrs), char-null, dir (the empty tree), empty, fifo, \
+         hardlink (to /srv/data/caf\\xe9), sparse.img (list of 20 chunks, sparse), symlink";
+    let (tree_entry, tree_sealed) = seal_blob(&k, BlobKind::Tree, &tree, 0x47);
+    v.insert(
+        "tree",
+        Vector {
+            recipe: format!("{common}\n{tree_recipe}; plaintext"),
+            bytes: tree.clone(),
+        },
+    );
+    v.insert(
+        "tree-id",
+        Vector {
+            recipe: format!("{common}\n{tree_recipe}; its blob id (kind 3)"),
+            bytes: tree_entry.id.as_bytes().to_vec(),
+        },
+    );
+    v.insert(
+        "blob-tree",
+        Vector {
+            recipe: format!(
+                "{common}\n{tree_recipe}; sealed (blob.md), zstd level 3, compression {}, nonce 47",
+                tree_entry.compression.code()
+            ),
+            bytes: tree_sealed,
         },
     );
 
@@ -487,6 +666,82 @@ fn vector_content_list() {
     let node = ContentListBlob::decode(&committed("content-list")).unwrap();
     assert_eq!(node, content_list_node());
     assert_eq!(node.total(), Some(3003));
+}
+
+#[test]
+fn vector_tree() {
+    let k = keys();
+    let plain = committed("tree");
+    let tree = Tree::decode(&plain).unwrap();
+    assert_eq!(tree, tree_vector(&k));
+    assert_eq!(
+        tree.encode().unwrap(),
+        plain,
+        "the tree vector is canonical"
+    );
+    let mut kinds: Vec<u8> = tree.entries.iter().map(|e| e.kind.code()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert_eq!(kinds, (1..=7).collect::<Vec<u8>>(), "every entry kind");
+    assert!(
+        tree.entries
+            .iter()
+            .any(|e| std::str::from_utf8(&e.name).is_err())
+    );
+    assert!(tree.entries.iter().any(|e| e.sparse));
+    assert!(tree.entries.iter().any(|e| !e.xattrs.is_empty()));
+
+    let id = k.blob_id(BlobKind::Tree, &plain);
+    assert_eq!(committed("tree-id"), id.as_bytes());
+    assert_ne!(
+        id,
+        k.blob_id(BlobKind::ContentList, &plain),
+        "the kind is bound"
+    );
+
+    let sealed = committed("blob-tree");
+    let raw_len = u32::try_from(plain.len()).unwrap();
+    let opened = larder::blob::open(&k, BlobKind::Tree, id, Compression::Zstd, raw_len, &sealed);
+    assert_eq!(opened.unwrap(), plain);
+    assert!(
+        larder::blob::open(
+            &k,
+            BlobKind::ContentList,
+            id,
+            Compression::Zstd,
+            raw_len,
+            &sealed
+        )
+        .is_err(),
+        "a tree blob does not open as another kind"
+    );
+
+    // What the entries name: the dir's subtree is the empty tree, the list root covers `size`.
+    let Some(EntryKind::Dir(sub)) = tree.get(b"dir").map(|e| &e.kind) else {
+        panic!("entry dir is a directory");
+    };
+    assert_eq!(*sub, k.blob_id(BlobKind::Tree, &[0, 0, 0, 0]));
+    let list = tree.get(b"sparse.img").unwrap();
+    let node = tree_list_node();
+    assert_eq!(
+        list.kind,
+        EntryKind::File(Content::List(
+            k.blob_id(BlobKind::ContentList, &node.encode())
+        ))
+    );
+    assert_eq!(node.total(), Some(list.size));
+    // The hardlink names an earlier file entry of the same (device, inode), by its path.
+    let link = tree.get(b"hardlink").unwrap();
+    let EntryKind::Hardlink(path) = &link.kind else {
+        panic!("entry hardlink is a hardlink");
+    };
+    let first = tree.get(path.strip_prefix(b"/srv/data/").unwrap()).unwrap();
+    assert!(first.name < link.name);
+    assert!(matches!(first.kind, EntryKind::File(_)));
+    assert_eq!(
+        (first.device, first.inode, first.size),
+        (link.device, link.inode, link.size)
+    );
 }
 
 #[test]

@@ -71,6 +71,15 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
                     .map_err(|e| larder::Error::corrupt(format!("content list {id}"), e))?;
                 v["content_list"] = serde_json::to_value(list)?;
             }
+            if at.entry.kind == BlobKind::Tree {
+                let tree = larder::format::tree::Tree::decode(&plain)
+                    .map_err(|e| larder::Error::corrupt(format!("tree {id}"), e))?;
+                v["tree"] = tree
+                    .entries
+                    .iter()
+                    .map(|e| super::tree::entry_json(&String::from_utf8_lossy(&e.name), e))
+                    .collect();
+            }
             v
         }
         other => {

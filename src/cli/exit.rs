@@ -7,6 +7,9 @@ use larder::ErrorKind;
 pub const SUCCESS: u8 = 0;
 /// Any failure not listed below.
 pub const FAILURE: u8 = 1;
+/// A directory snapshot was written, but some entries could not be read (named on stderr;
+/// counted in the snapshot's `errors`).
+pub const INCOMPLETE: u8 = 3;
 /// Bad flags or arguments, or a selection that matches nothing (clap uses 2 as well).
 pub const USAGE: u8 = 2;
 /// No repository at the location.
@@ -62,6 +65,7 @@ mod tests {
         let mut all = [
             SUCCESS,
             FAILURE,
+            INCOMPLETE,
             USAGE,
             REPO_NOT_FOUND,
             LOCKED,

@@ -1,9 +1,12 @@
-//! `larder restore`: write a snapshot's stream to stdout or a file.
+//! `larder restore`: write a snapshot's stream to stdout or a file, or a directory snapshot
+//! into a target directory.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use larder::format::snapshot::Root;
+use larder::restore::dir::{Overwrite, RestoreNote, TreeRestoreOptions, restore_tree};
 use larder::restore::{restore_stream, restore_to_file};
 use larder::snapshot::{Selector, parse_time, select};
 use serde_json::json;
@@ -30,16 +33,53 @@ pub struct Args {
     /// stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Directory snapshots: restore under this directory (the snapshot's absolute paths are
+    /// recreated below it).
+    #[arg(long, short = 't', value_name = "DIR")]
+    target: Option<PathBuf>,
+    /// Directory snapshots: restore only this absolute snapshot path and what is below it
+    /// (repeatable).
+    #[arg(long, value_name = "PATH", requires = "target")]
+    include: Vec<PathBuf>,
+    /// Directory snapshots: leave out snapshot paths matching this glob (repeatable).
+    #[arg(long, value_name = "GLOB", requires = "target")]
+    exclude: Vec<String>,
+    /// Directory snapshots: what to do with files that exist in the target.
+    #[arg(long, value_enum, default_value_t = OverwriteArg::Never, requires = "target")]
+    overwrite: OverwriteArg,
+    /// Directory snapshots: print what would change and write nothing.
+    #[arg(long, requires = "target")]
+    dry_run: bool,
+}
+
+/// `--overwrite`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OverwriteArg {
+    /// Refuse to restore over an existing file (the restore fails, naming it, before writing).
+    Never,
+    /// Leave files whose size and modification time match; rewrite the others.
+    IfChanged,
+    /// Rewrite every file.
+    Always,
 }
 
 /// Runs `restore`.
 pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
     let sel = Selector {
-        id: a.snapshot,
-        name: a.name,
-        host: a.host,
+        id: a.snapshot.clone(),
+        name: a.name.clone(),
+        host: a.host.clone(),
         at: a.at.as_deref().map(parse_time).transpose()?,
     };
+    if let Some(target) = &a.target {
+        if a.output.is_some() {
+            return Err(larder::Error::InvalidArgument(
+                "--target and -o are exclusive: -o writes a stream, --target a directory".into(),
+            )
+            .into());
+        }
+        return restore_dir(&a, &sel, target, ctx);
+    }
     if a.output.is_none() && std::io::stdout().is_terminal() {
         return Err(larder::Error::InvalidArgument(
             "refusing to write a snapshot to a terminal: pipe it or use -o FILE".into(),
@@ -80,5 +120,85 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
         ),
         _ => {}
     }
+    Ok(())
+}
+
+/// `restore --target`: a directory snapshot into a directory.
+fn restore_dir(a: &Args, sel: &Selector, target: &std::path::Path, ctx: &Ctx) -> Result<()> {
+    let repo = ctx.open_repo()?;
+    let (id, snap) = select(repo.catalog().snapshots()?, sel)?;
+    let Root::Tree { tree } = snap.root else {
+        return Err(larder::Error::InvalidArgument(format!(
+            "snapshot {} ({}) is a stream: restore it to stdout or -o FILE, not --target",
+            id.short(),
+            snap.name
+        ))
+        .into());
+    };
+    let opts = TreeRestoreOptions {
+        target: target.to_path_buf(),
+        include: a.include.clone(),
+        exclude: a.exclude.clone(),
+        overwrite: match a.overwrite {
+            OverwriteArg::Never => Overwrite::Never,
+            OverwriteArg::IfChanged => Overwrite::IfChanged,
+            OverwriteArg::Always => Overwrite::Always,
+        },
+        dry_run: a.dry_run,
+    };
+    let quiet = ctx.quiet();
+    let mut note = |n: RestoreNote| match n {
+        RestoreNote::Metadata { path, what } => {
+            eprintln!("larder: warning: {}: {what}", path.display());
+        }
+        RestoreNote::NotRoot(what) if !quiet => eprintln!("larder: note: not root: {what}"),
+        RestoreNote::NotRoot(_) => {}
+    };
+    let progress = TermProgress::start("restored", ctx.progress() && !a.dry_run);
+    let stats = restore_tree(&repo, &tree, &opts, progress.as_ref(), &mut note);
+    progress.finish();
+    let stats = stats?;
+    if ctx.json() {
+        return output::json(&json!({
+            "id": id,
+            "name": snap.name,
+            "target": target.display().to_string(),
+            "dry_run": a.dry_run,
+            "stats": stats,
+        }));
+    }
+    if a.dry_run {
+        for c in &stats.changes {
+            let verb = match c.action {
+                larder::restore::dir::Action::Create => "create",
+                larder::restore::dir::Action::Replace => "replace",
+                larder::restore::dir::Action::Unchanged => "unchanged",
+                larder::restore::dir::Action::Merge => "keep dir",
+            };
+            outln!("{verb:<9}  {:<12}  {}", c.kind, c.path.display())?;
+        }
+        let writes = stats
+            .changes
+            .iter()
+            .filter(|c| {
+                matches!(
+                    c.action,
+                    larder::restore::dir::Action::Create | larder::restore::dir::Action::Replace
+                )
+            })
+            .count();
+        outln!("dry run: {writes} entries would be written; nothing was")?;
+        return Ok(());
+    }
+    outln!(
+        "restored snapshot {} ({}) into {}: {} entries written, {} unchanged, {} in {:.2}s, every blob verified",
+        id.short(),
+        snap.name,
+        target.display(),
+        stats.written,
+        stats.unchanged,
+        output::bytes(stats.bytes),
+        stats.duration
+    )?;
     Ok(())
 }

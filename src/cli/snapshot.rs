@@ -1,17 +1,42 @@
-//! `larder snapshot`: store stdin or a producer command's output.
+//! `larder snapshot`: store files and directories, stdin, or a producer command's output.
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
 use larder::backup::SnapshotOptions;
+use larder::backup::dir::{DirOptions, Note, snapshot_dirs};
 use larder::backup::source::{snapshot_command, snapshot_stdin};
 use serde_json::json;
 
-use super::Ctx;
 use super::output::{self, TermProgress};
+use super::{Ctx, exit};
 
 /// What to snapshot and how to label it.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["stdin", "command"])))]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["stdin", "command", "paths"])))]
 pub struct Args {
+    /// Files and directories to save (made absolute; the snapshot mirrors their paths).
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Leave out paths matching a glob (repeatable): without `/` it matches a base name
+    /// (`*.tmp`), with `/` the absolute path (`/srv/cache`, `/home/*/.cache`).
+    #[arg(long, value_name = "GLOB")]
+    exclude: Vec<String>,
+    /// Read exclude globs from a file, one per line (`#` comments and blank lines ignored).
+    #[arg(long, value_name = "FILE")]
+    exclude_file: Vec<PathBuf>,
+    /// Leave out directories that contain an entry of this name (e.g. .nobackup).
+    #[arg(long, value_name = "NAME")]
+    exclude_if_present: Vec<String>,
+    /// Do not cross into other file systems below each path.
+    #[arg(long, short = 'x')]
+    one_file_system: bool,
+    /// Parent snapshot for unchanged files (default: the newest of the same name and host).
+    #[arg(long, value_name = "SNAPSHOT")]
+    parent: Option<String>,
+    /// Read every file, even those unchanged since the parent.
+    #[arg(long)]
+    force: bool,
     /// Series name the snapshot belongs to (e.g. shop-db).
     #[arg(long, short = 'n')]
     name: String,
@@ -35,10 +60,36 @@ pub struct Args {
     command: Vec<String>,
 }
 
-/// Runs `snapshot`.
-pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
+/// Reads `--exclude-file` lines.
+fn exclude_file(path: &PathBuf) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read exclude file {}", path.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Runs `snapshot`; returns the exit code (0, or 3 when entries could not be read).
+pub fn run(a: Args, ctx: &Ctx) -> Result<u8> {
     if a.name.trim().is_empty() {
         return Err(larder::Error::InvalidArgument("--name must not be empty".into()).into());
+    }
+    let dir_only = !a.exclude.is_empty()
+        || !a.exclude_file.is_empty()
+        || !a.exclude_if_present.is_empty()
+        || a.one_file_system
+        || a.parent.is_some()
+        || a.force;
+    if dir_only && a.paths.is_empty() {
+        return Err(larder::Error::InvalidArgument(
+            "--exclude, --exclude-file, --exclude-if-present, --one-file-system, --parent and \
+             --force apply to files and directories, not to a stream"
+                .into(),
+        )
+        .into());
     }
     let opts = SnapshotOptions {
         name: a.name,
@@ -53,7 +104,43 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
     };
     let mut repo = ctx.open_repo()?;
     let progress = TermProgress::start("read", ctx.progress());
-    let report = if a.stdin {
+    let report = if !a.paths.is_empty() {
+        let mut exclude = a.exclude;
+        for f in &a.exclude_file {
+            exclude.extend(exclude_file(f)?);
+        }
+        let parent = match &a.parent {
+            Some(p) => {
+                let all = repo.catalog().snapshots()?;
+                let sel = larder::snapshot::Selector {
+                    id: Some(p.clone()),
+                    ..Default::default()
+                };
+                Some(larder::snapshot::select(all, &sel)?.0)
+            }
+            None => None,
+        };
+        let dir = DirOptions {
+            paths: a.paths,
+            exclude,
+            exclude_if_present: a.exclude_if_present,
+            one_file_system: a.one_file_system,
+            parent,
+            force: a.force,
+        };
+        let quiet = ctx.quiet();
+        let mut note = |n: Note| match n {
+            Note::Unreadable { path, error } => {
+                eprintln!("larder: warning: cannot read {}: {error}", path.display());
+            }
+            Note::Skipped { path, why } if !quiet => {
+                eprintln!("larder: note: skipped {}: {why}", path.display());
+            }
+            Note::Parent(id) if !quiet => eprintln!("larder: using parent snapshot {}", id.short()),
+            _ => {}
+        };
+        snapshot_dirs(&mut repo, &dir, &opts, progress.as_ref(), &mut note)
+    } else if a.stdin {
         snapshot_stdin(&mut repo, &opts, progress.as_ref())
     } else {
         snapshot_command(&mut repo, &a.command, &opts, progress.as_ref())
@@ -71,7 +158,8 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
             "dedup_ratio": ratio(s.bytes_read, s.raw_bytes_added),
             "compression_ratio": ratio(r.write.raw_bytes, r.write.stored_bytes),
             "throughput_bytes_per_second": s.bytes_read as f64 / s.duration.max(1e-9),
-        }));
+        }))
+        .map(|()| code(s));
     }
     outln!("snapshot {} saved ({}, {})", r.id.short(), s.name, s.host)?;
     outln!(
@@ -89,7 +177,31 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
         show(ratio(s.bytes_read, s.raw_bytes_added)),
         show(ratio(r.write.raw_bytes, r.write.stored_bytes)),
     )?;
-    Ok(())
+    if let Some(c) = &s.tree_counts {
+        outln!(
+            "  files: {} new, {} changed, {} unmodified; {} directories, {} other entries",
+            c.files_new,
+            c.files_changed,
+            c.files_unmodified,
+            c.dirs,
+            c.others
+        )?;
+    }
+    Ok(code(s))
+}
+
+/// The exit code for a written snapshot.
+fn code(s: &larder::format::snapshot::Snapshot) -> u8 {
+    if s.errors > 0 {
+        eprintln!(
+            "larder: snapshot written, but {} entr{} could not be read (named above)",
+            s.errors,
+            if s.errors == 1 { "y" } else { "ies" }
+        );
+        exit::INCOMPLETE
+    } else {
+        exit::SUCCESS
+    }
 }
 
 /// `a / b`, or `None` (JSON null, "∞" in text) when nothing was added.

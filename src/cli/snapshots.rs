@@ -63,6 +63,10 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
                 format!("`{}` exited {code}", argv.join(" "))
             }
             (Source::Command { argv }, ProducerStatus::Unknown) => format!("`{}`", argv.join(" ")),
+            (Source::Paths { paths }, _) if s.errors > 0 => {
+                format!("{} ({} unreadable)", paths.join(" "), s.errors)
+            }
+            (Source::Paths { paths }, _) => paths.join(" "),
         };
         outln!(
             "{:<8}  {time:<19}  {:<12}  {:<16}  {:>10}  {:>10}  {source}",

@@ -22,6 +22,12 @@ pub enum Source {
         /// The producer's argv.
         argv: Vec<String>,
     },
+    /// Files and directories: the absolute paths given (lossy UTF-8 for display; the tree
+    /// holds the exact bytes).
+    Paths {
+        /// The paths, as given after making them absolute.
+        paths: Vec<String>,
+    },
 }
 
 /// How the producer ended, as far as larder knows.
@@ -48,6 +54,27 @@ pub enum Root {
         /// Stream length in bytes.
         size: u64,
     },
+    /// Files and directories: the root tree blob (`format-spec/tree.md`), whose entries
+    /// mirror the absolute source paths.
+    Tree {
+        /// The root tree blob.
+        tree: BlobId,
+    },
+}
+
+/// What a directory snapshot found, beside its byte counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TreeCounts {
+    /// Regular files read because they are new since the parent snapshot (or there is none).
+    pub files_new: u64,
+    /// Regular files read again because they changed.
+    pub files_changed: u64,
+    /// Regular files whose content was taken from the parent snapshot without reading them.
+    pub files_unmodified: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Other entries: symlinks, hardlinks, fifos, devices.
+    pub others: u64,
 }
 
 /// The decrypted body of a snapshot object.
@@ -82,6 +109,20 @@ pub struct Snapshot {
     pub new_chunks: u64,
     /// The larder version that wrote it.
     pub larder_version: String,
+    /// Entries that could not be read and are missing from the snapshot (directory
+    /// snapshots; absent means 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors: u64,
+    /// The parent snapshot a directory snapshot reused unchanged files from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<crate::id::SnapshotId>,
+    /// Directory snapshots: what the walk found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree_counts: Option<TreeCounts>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Snapshot {

@@ -119,6 +119,12 @@ impl<'r> RepoWriter<'r> {
         self.zstd_level
     }
 
+    /// The repository being written (for reading what is already stored, such as a parent
+    /// snapshot's trees).
+    pub fn repo(&self) -> &Repo {
+        self.repo
+    }
+
     /// Claims `id` for storing: `true` if neither the repository nor this writer has it yet
     /// (the caller must then seal and add it), `false` if it is stored or claimed already.
     pub fn claim(&mut self, id: &BlobId) -> Result<bool> {

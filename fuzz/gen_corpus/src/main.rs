@@ -13,6 +13,7 @@ use larder::format::index_segment::{IndexSegment, IndexedPack};
 use larder::format::key_slot::{KdfParams, KeySlot, WRAPPED_LEN};
 use larder::format::pack::{self, BlobEntry, PackHeader};
 use larder::format::snapshot::{self, Snapshot};
+use larder::format::tree::{Content, EntryKind, MAX_INLINE, Time, Tree, TreeEntry};
 use larder::format::{BlobKind, Compression, ObjectKind, wrap};
 use larder::id::{BlobId, PackId, RepoId};
 use zeroize::Zeroizing;
@@ -152,6 +153,94 @@ fn main() {
                 .collect(),
         };
         w("content_list", name, &blob.encode());
+    }
+
+    // Trees (tree.md): empty, one small file, every kind of entry, and a file with the most
+    // inline chunks beside one stored as a list.
+    let entry = |name: &[u8], kind: EntryKind| TreeEntry {
+        name: name.to_vec(),
+        kind,
+        mode: 0o644,
+        uid: 1000,
+        gid: 1000,
+        user: "user".into(),
+        group: "group".into(),
+        mtime: Time {
+            secs: 1_795_000_000,
+            nanos: 1,
+        },
+        ctime: Time {
+            secs: 1_795_000_001,
+            nanos: 999_999_999,
+        },
+        inode: 42,
+        device: 7,
+        size: 0,
+        sparse: false,
+        xattrs: Vec::new(),
+    };
+    let chunks = |n: usize| -> Vec<ListEntry> {
+        (0..n)
+            .map(|i| ListEntry {
+                id: BlobId([u8::try_from(i).expect("small"); 32]),
+                size: 1000 + u64::try_from(i).expect("small"),
+            })
+            .collect()
+    };
+    let file = |name: &[u8], n: usize| TreeEntry {
+        size: chunks(n).iter().map(|c| c.size).sum(),
+        ..entry(name, EntryKind::File(Content::Inline(chunks(n))))
+    };
+    let trees = [
+        ("empty", Vec::new()),
+        ("one-file", vec![file(b"a", 1)]),
+        (
+            "every-kind",
+            vec![
+                TreeEntry {
+                    sparse: true,
+                    size: 1 << 40,
+                    ..entry(b"big", EntryKind::File(Content::List(BlobId([9; 32]))))
+                },
+                entry(b"blk", EntryKind::BlockDevice(0x800)),
+                entry(b"chr", EntryKind::CharDevice(0x103)),
+                entry(b"dir", EntryKind::Dir(BlobId([8; 32]))),
+                entry(b"fifo", EntryKind::Fifo),
+                TreeEntry {
+                    xattrs: vec![
+                        (b"user.a".to_vec(), b"1".to_vec()),
+                        (b"user.b".to_vec(), Vec::new()),
+                    ],
+                    ..file(b"file\xff", 2)
+                },
+                TreeEntry {
+                    size: 2003,
+                    ..entry(b"link", EntryKind::Hardlink(b"/srv/file\xff".to_vec()))
+                },
+                TreeEntry {
+                    size: 4,
+                    mtime: Time { secs: -1, nanos: 0 },
+                    user: String::new(),
+                    group: String::new(),
+                    ..entry(b"sym", EntryKind::Symlink(b"file".to_vec()))
+                },
+            ],
+        ),
+        (
+            "max-inline",
+            vec![
+                file(b"full", MAX_INLINE),
+                TreeEntry {
+                    size: 17,
+                    ..entry(b"list", EntryKind::File(Content::List(BlobId([1; 32]))))
+                },
+            ],
+        ),
+    ];
+    for (name, entries) in trees {
+        let bytes = Tree { entries }.encode().expect("seed tree is valid");
+        Tree::decode(&bytes).expect("seed tree decodes");
+        w("tree", name, &bytes);
     }
 
     // Key slots.
