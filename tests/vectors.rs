@@ -795,6 +795,84 @@ fn fixture_repository_v1_restores() {
             "fixture snapshot {name} restored different bytes"
         );
     }
+    // The directory snapshot: contents, modes, mtimes and the symlink.
+    let target = work.path().join("target");
+    let out = assert_cmd::Command::cargo_bin("larder")
+        .unwrap()
+        .env("LARDER_REPOSITORY", &repo)
+        .env("LARDER_PASSWORD", "fixture-v1")
+        .env("LARDER_CACHE_DIR", work.path().join("cache"))
+        .args(["restore", "latest", "--name", "tree", "--target"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "restore tree: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = work.path().join("want");
+    fixture_tree(&want);
+    let got = target.join(FIXTURE_TREE_PATH.trim_start_matches('/'));
+    for (rel, _, _) in FIXTURE_TREE_FILES {
+        let (a, b) = (want.join(rel), got.join(rel));
+        assert_eq!(
+            std::fs::read(&a).unwrap(),
+            std::fs::read(&b).unwrap(),
+            "{rel}"
+        );
+    }
+    for rel in ["", "a.txt", "sub", "sub/b.bin", "empty", "zero"] {
+        use std::os::unix::fs::MetadataExt;
+        let (a, b) = (
+            std::fs::metadata(want.join(rel)).unwrap(),
+            std::fs::metadata(got.join(rel)).unwrap(),
+        );
+        assert_eq!(a.mode(), b.mode(), "mode of {rel:?}");
+        assert_eq!(
+            (a.mtime(), a.mtime_nsec()),
+            (b.mtime(), b.mtime_nsec()),
+            "mtime of {rel:?}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_link(got.join("sub/link")).unwrap(),
+        PathBuf::from("../a.txt")
+    );
+}
+
+/// Where the fixture's directory snapshot was taken (its absolute path is in the snapshot).
+const FIXTURE_TREE_PATH: &str = "/tmp/larder-fixture-v1-tree";
+
+/// The fixture tree's files: path, content length (of xof("larder fixture v1 " + path)), mode.
+const FIXTURE_TREE_FILES: [(&str, usize, u32); 3] = [
+    ("a.txt", 5_000, 0o644),
+    ("sub/b.bin", 70_000, 0o600),
+    ("zero", 0, 0o640),
+];
+
+/// Builds the fixture tree at `root`: the files above, `sub/link -> ../a.txt`, an empty
+/// directory, and fixed modes and mtimes (2026-11-21T00:00:00.123456789Z).
+pub fn fixture_tree(root: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let set = |p: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        let t = std::time::UNIX_EPOCH + std::time::Duration::new(1_795_219_200, 123_456_789);
+        let f = std::fs::File::open(p).unwrap();
+        f.set_times(std::fs::FileTimes::new().set_accessed(t).set_modified(t))
+            .unwrap();
+    };
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    for (rel, len, mode) in FIXTURE_TREE_FILES {
+        let p = root.join(rel);
+        std::fs::write(&p, xof(&format!("larder fixture v1 {rel}"), len)).unwrap();
+        set(&p, mode);
+    }
+    std::os::unix::fs::symlink("../a.txt", root.join("sub/link")).unwrap();
+    set(&root.join("empty"), 0o755);
+    set(&root.join("sub"), 0o750);
+    set(root, 0o755);
 }
 
 /// The fixture's streams: 300,000 bytes of xof("larder fixture v1"), and the same with 100
@@ -830,5 +908,6 @@ fn write_fixture_streams() {
         let dir = PathBuf::from(dir);
         std::fs::write(dir.join("first"), fixture_stream(false)).unwrap();
         std::fs::write(dir.join("second"), fixture_stream(true)).unwrap();
+        fixture_tree(&PathBuf::from(FIXTURE_TREE_PATH));
     }
 }
