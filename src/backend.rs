@@ -10,7 +10,7 @@ pub mod local;
 use std::fmt;
 use std::ops::Range;
 
-use crate::id::{IndexId, KeyId, PackId, SnapshotId};
+use crate::id::{IndexId, KeyId, LockId, PackId, SnapshotId};
 
 /// A key (path) of an object in the repository.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,6 +41,11 @@ impl ObjectKey {
     /// `snapshots/<id>`
     pub fn snapshot(id: &SnapshotId) -> Self {
         Self(format!("{}{id}", Prefix::Snapshots.as_str()))
+    }
+
+    /// `locks/<id>`
+    pub fn lock(id: &LockId) -> Self {
+        Self(format!("{}{id}", Prefix::Locks.as_str()))
     }
 
     /// An arbitrary key (tests and listings).
@@ -76,6 +81,8 @@ pub enum Prefix {
     Index,
     /// `snapshots/`
     Snapshots,
+    /// `locks/`
+    Locks,
 }
 
 impl Prefix {
@@ -86,6 +93,7 @@ impl Prefix {
             Prefix::Packs => "packs/",
             Prefix::Index => "index/",
             Prefix::Snapshots => "snapshots/",
+            Prefix::Locks => "locks/",
         }
     }
 }

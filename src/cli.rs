@@ -20,6 +20,7 @@ pub mod restore;
 pub mod snapshot;
 pub mod snapshots;
 pub mod tree;
+pub mod unlock;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -30,7 +31,9 @@ use clap::{Parser, Subcommand};
 use larder::backend::Backend;
 use larder::backend::local::LocalBackend;
 use larder::crypto::key_slot::Password;
+use larder::format::lock::LockKind;
 use larder::repo::Repo;
+use larder::repo::lock::Lock;
 
 /// larder: deduplicating, encrypted backups of database dumps.
 #[derive(Debug, Parser)]
@@ -74,6 +77,30 @@ struct Global {
     /// No progress line, even on a terminal.
     #[arg(long, short = 'q', global = true)]
     quiet: bool,
+    /// Wait this long for a conflicting lock to go away (`30s`, `30m`, `2h`) instead of
+    /// failing at once with exit 11.
+    #[arg(long, env = "LARDER_LOCK_WAIT", global = true, value_name = "DURATION", value_parser = parse_duration)]
+    lock_wait: Option<std::time::Duration>,
+}
+
+/// Parses `90`, `90s`, `30m`, `2h`, `1d` (whole numbers).
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 30s, 30m, 2h or 1d"))?;
+    let secs = match unit.trim() {
+        "" | "s" => 1,
+        "m" | "min" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?} is not a duration like 30s, 30m, 2h or 1d")),
+    };
+    n.checked_mul(secs)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +126,8 @@ enum Command {
     Key(key::Command),
     /// Print a decrypted repository object as JSON (for debugging).
     Cat(cat::Args),
+    /// Remove stale locks (left by killed processes); `--remove-all` removes every lock.
+    Unlock(unlock::Args),
 }
 
 /// Runs one command; returns the exit code of a run that did not fail.
@@ -114,6 +143,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Dump(a) => tree::dump(a, &ctx),
         Command::Key(c) => key::run(c, &ctx),
         Command::Cat(a) => cat::run(a, &ctx),
+        Command::Unlock(a) => unlock::run(a, &ctx),
     };
     done.map(|()| exit::SUCCESS)
 }
@@ -213,6 +243,25 @@ impl Ctx {
         let password = self.password(false)?;
         let cache = self.cache_dir()?;
         Ok(Repo::open(backend, &password, &cache)?)
+    }
+
+    /// Takes a lock on `repo` for `command`, waiting as long as `--lock-wait` says; stale
+    /// locks taken over are noted on stderr.
+    pub fn lock(&self, repo: &Repo, kind: LockKind, command: &str) -> Result<Lock> {
+        let quiet = self.quiet();
+        let mut note = |n: String| {
+            if !quiet {
+                eprintln!("larder: note: {n}");
+            }
+        };
+        Ok(Lock::acquire(
+            repo.backend().clone(),
+            repo.keys().clone(),
+            kind,
+            command,
+            self.g.lock_wait.unwrap_or_default(),
+            &mut note,
+        )?)
     }
 }
 

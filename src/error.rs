@@ -35,6 +35,16 @@ pub enum ErrorKind {
 /// Every error the library returns. Messages are one lowercase line naming what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Another process holds a lock that conflicts with the one wanted.
+    #[error(
+        "repository is locked: {holder} (waited {waited_secs} s; use --lock-wait to wait longer)"
+    )]
+    RepoLocked {
+        /// Who holds it: kind, host, pid, command, since when.
+        holder: String,
+        /// How long this process waited for it.
+        waited_secs: u64,
+    },
     /// A backend operation failed; the backend error names the object.
     #[error(transparent)]
     Backend(#[from] backend::Error),
@@ -181,6 +191,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Backend(_) => ErrorKind::Failure,
+            Error::RepoLocked { .. } => ErrorKind::Locked,
             Error::CorruptObject { .. }
             | Error::UnauthenticObject { .. }
             | Error::CorruptBlob { .. }

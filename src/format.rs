@@ -9,6 +9,7 @@ pub mod config;
 pub mod content_list;
 pub mod index_segment;
 pub mod key_slot;
+pub mod lock;
 pub mod pack;
 pub mod snapshot;
 pub mod tree;
@@ -61,6 +62,8 @@ pub enum ObjectKind {
     Snapshot = 4,
     /// `keys/<id>` (the wrapped master key)
     KeySlot = 5,
+    /// `locks/<id>`
+    Lock = 6,
 }
 
 /// Which kind of blob a blob is; bound into its id and its seal.

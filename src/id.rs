@@ -101,6 +101,10 @@ define_id!(
     KeyId
 );
 define_id!(
+    /// A lock object: BLAKE3 of its stored bytes.
+    LockId
+);
+define_id!(
     /// A repository, chosen at random by `init` and bound into every seal.
     RepoId
 );

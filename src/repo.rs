@@ -5,6 +5,7 @@
 //! `config`, so a repository exists only once it can be opened; the writer stores packs,
 //! then the index segment naming them, then the snapshot.
 
+pub mod lock;
 pub mod object;
 pub mod writer;
 

@@ -22,6 +22,7 @@ use larder::format::config::{self, ChunkerAlgorithm, ChunkerParams, Config};
 use larder::format::content_list::{ContentListBlob, ListEntry};
 use larder::format::index_segment::{self, IndexSegment, IndexedPack};
 use larder::format::key_slot::{KdfParams, KeySlot};
+use larder::format::lock::{self, LockBody, LockKind};
 use larder::format::pack::{self, BlobEntry, PackHeader};
 use larder::format::snapshot::{self, ProducerStatus, Root, Snapshot, Source};
 use larder::format::tree::{Content, EntryKind, Time, Tree, TreeEntry};
@@ -489,6 +490,20 @@ fn generate() -> BTreeMap<&'static str, Vector> {
         },
     );
 
+    let lock = fmt::wrap(
+        lock::MAGIC,
+        &seal_object(&k, ObjectKind::Lock, &lock_body().encode_body(), 0x4c),
+    );
+    v.insert(
+        "lock",
+        Vector {
+            recipe: format!(
+                "{common}\nlock object (lock.md), body as in tests/vectors.rs, nonce 4c"
+            ),
+            bytes: lock,
+        },
+    );
+
     let input = xof("larder chunker vector", 256 * 1024);
     let mut c = larder::chunker::Chunker::new(&input[..], &chunker_params(), k.gear());
     let mut lens = Vec::new();
@@ -742,6 +757,30 @@ fn vector_tree() {
         (first.device, first.inode, first.size),
         (link.device, link.inode, link.size)
     );
+}
+
+/// The lock vector's body.
+fn lock_body() -> LockBody {
+    let t: jiff::Timestamp = "2026-11-21T02:00:00Z".parse().expect("a valid time");
+    LockBody {
+        kind: LockKind::Exclusive,
+        host: "db1".into(),
+        pid: 4242,
+        command: "prune".into(),
+        created: t,
+        refreshed: t,
+        nonce: "0011223344556677".into(),
+    }
+}
+
+#[test]
+fn vector_lock() {
+    let bytes = committed("lock");
+    let sealed = fmt::unwrap(&bytes, lock::MAGIC).unwrap();
+    let body = keys().unseal_object(ObjectKind::Lock, sealed).unwrap();
+    assert_eq!(LockBody::decode_body(&body).unwrap(), lock_body());
+    // A lock cannot pass for another kind of object.
+    assert!(keys().unseal_object(ObjectKind::Snapshot, sealed).is_err());
 }
 
 #[test]

@@ -62,6 +62,7 @@ impl LocalBackend {
             Prefix::Keys,
             Prefix::Index,
             Prefix::Snapshots,
+            Prefix::Locks,
             Prefix::Packs,
         ] {
             let d = b.root.join(p.as_str());

@@ -87,6 +87,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
         .into());
     }
     let repo = ctx.open_repo()?;
+    let _lock = ctx.lock(&repo, larder::format::lock::LockKind::Shared, "restore")?;
     let (id, snap) = select(repo.catalog().snapshots()?, &sel)?;
     let progress = TermProgress::start("restored", ctx.progress());
     let stats = match &a.output {
@@ -126,6 +127,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
 /// `restore --target`: a directory snapshot into a directory.
 fn restore_dir(a: &Args, sel: &Selector, target: &std::path::Path, ctx: &Ctx) -> Result<()> {
     let repo = ctx.open_repo()?;
+    let _lock = ctx.lock(&repo, larder::format::lock::LockKind::Shared, "restore")?;
     let (id, snap) = select(repo.catalog().snapshots()?, sel)?;
     let Root::Tree { tree } = snap.root else {
         return Err(larder::Error::InvalidArgument(format!(

@@ -103,6 +103,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<u8> {
             .transpose()?,
     };
     let mut repo = ctx.open_repo()?;
+    let _lock = ctx.lock(&repo, larder::format::lock::LockKind::Shared, "snapshot")?;
     let progress = TermProgress::start("read", ctx.progress());
     let report = if !a.paths.is_empty() {
         let mut exclude = a.exclude;

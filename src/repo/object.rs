@@ -1,4 +1,4 @@
-//! Whole sealed objects (index segments, snapshots, key slots) on their way to and from the
+//! Whole sealed objects (index segments, snapshots, locks, key slots) on their way to and from the
 //! backend: every object is named by the BLAKE3 hash of its stored bytes, and that name is
 //! checked on every read (invariant 4).
 
@@ -7,8 +7,9 @@ use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::format::ObjectKind;
 use crate::format::index_segment::{self, IndexSegment};
+use crate::format::lock::{self, LockBody};
 use crate::format::snapshot::{self, Snapshot};
-use crate::id::{ID_LEN, IndexId, SnapshotId, object_hash};
+use crate::id::{ID_LEN, IndexId, LockId, SnapshotId, object_hash};
 
 /// Reads an object and checks that its bytes hash to its name.
 pub fn read_named(b: &dyn Backend, key: &ObjectKey, name: &[u8; ID_LEN]) -> Result<Vec<u8>> {
@@ -115,4 +116,24 @@ pub fn store_snapshot(b: &dyn Backend, keys: &Keys, snap: &Snapshot) -> Result<S
         |n| ObjectKey::snapshot(&SnapshotId(*n)),
     )
     .map(SnapshotId)
+}
+
+/// Loads, authenticates and decodes a lock object.
+pub fn load_lock(b: &dyn Backend, keys: &Keys, id: &LockId) -> Result<LockBody> {
+    let key = ObjectKey::lock(id);
+    let plain = open_sealed(b, keys, &key, id.as_bytes(), lock::MAGIC, ObjectKind::Lock)?;
+    LockBody::decode_body(&plain).map_err(|e| Error::corrupt(key.to_string(), e))
+}
+
+/// Seals and stores a lock object; returns its id.
+pub fn store_lock(b: &dyn Backend, keys: &Keys, body: &LockBody) -> Result<LockId> {
+    store_sealed(
+        b,
+        keys,
+        lock::MAGIC,
+        ObjectKind::Lock,
+        &body.encode_body(),
+        |n| ObjectKey::lock(&LockId(*n)),
+    )
+    .map(LockId)
 }

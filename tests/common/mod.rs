@@ -36,8 +36,9 @@ pub const TIMEOUT: Duration = Duration::from_secs(120);
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Variables that would change what the binary does if the developer's shell had them set.
-const SCRUBBED: [&str; 7] = [
+const SCRUBBED: [&str; 8] = [
     "LARDER_REPOSITORY",
+    "LARDER_LOCK_WAIT",
     "LARDER_PASSWORD",
     "LARDER_PASSWORD_FILE",
     "LARDER_PASSWORD_COMMAND",
