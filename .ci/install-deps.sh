@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `.ci/run` needs on a clean Debian machine that has only a rustup toolchain:
-# rustfmt, clippy, cargo-fuzz, and a C/C++ compiler (rusqlite and zstd build C; libFuzzer,
-# built by libfuzzer-sys, is C++). Idempotent and quiet when everything is already there.
+# rustfmt, clippy, cargo-fuzz, a C/C++ compiler (rusqlite and zstd build C; libFuzzer, built by
+# libfuzzer-sys, is C++), and restic with the time zone data it reads (tests/retention.rs checks
+# larder's retention policy against `restic forget`). Idempotent and quiet when everything is
+# already there.
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -28,6 +30,8 @@ fi
 missing=()
 have cc || have gcc || missing+=(gcc)
 have c++ || have g++ || missing+=(g++)
+have restic || missing+=(restic)
+[[ -e /usr/share/zoneinfo/Europe/Berlin ]] || missing+=(tzdata)
 if ((${#missing[@]})); then
     if [[ $(id -u) == 0 ]] && have apt-get; then
         echo "install-deps: apt-get install ${missing[*]}"
@@ -35,7 +39,7 @@ if ((${#missing[@]})); then
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             "${missing[@]}" make >/dev/null
     else
-        echo "install-deps: missing ${missing[*]} (install build-essential)" >&2
+        echo "install-deps: missing ${missing[*]} (install them, e.g. with apt-get)" >&2
         exit 1
     fi
 fi

@@ -48,6 +48,10 @@ pub struct SnapshotOptions {
     pub zstd_level: Option<i32>,
     /// Time to record instead of now (`--time`, for imports and tests).
     pub time: Option<jiff::Timestamp>,
+    /// The shared lock the snapshot runs under: checked before the snapshot object is
+    /// written, so that a writer whose lock was taken over (suspended past the stale time)
+    /// never commits a snapshot that a concurrent prune may have pulled data from under.
+    pub lock: Option<crate::repo::lock::LockCheck>,
 }
 
 /// What a stored stream came to.
@@ -272,6 +276,9 @@ pub fn snapshot_stream(
         parent: None,
         tree_counts: None,
     };
+    if let Some(l) = &opts.lock {
+        l.ensure_held()?;
+    }
     let id = object::store_snapshot(repo.backend().as_ref(), repo.keys(), &snapshot)?;
     repo.catalog_mut()
         .add_snapshots(&[(id, snapshot.clone())])?;

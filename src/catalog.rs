@@ -6,6 +6,7 @@
 //! load) and, on restore, content list → **catalog lookup** → pack range read. All SQL lives
 //! in this module.
 
+pub mod live;
 pub mod schema;
 pub mod sync;
 
@@ -419,6 +420,80 @@ impl Catalog {
             let snap = Snapshot::decode_body(body.as_bytes())
                 .map_err(|e| Error::corrupt(format!("catalog entry for snapshot {id}"), e))?;
             out.push((id, snap));
+        }
+        Ok(out)
+    }
+
+    /// The packs the catalog learned from index segment `id`, with their indexed lengths;
+    /// empty if it never merged that segment. Lets `check` say what a segment that no
+    /// longer decodes used to name.
+    pub fn segment_packs(&self, id: &IndexId) -> Result<Vec<(PackId, u64)>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT p.id, p.length FROM packs p JOIN segments s ON s.segment = p.segment \
+                 WHERE s.id = ?1 ORDER BY p.id",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([id.as_bytes().as_slice()], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(self.err())?;
+        let bad = |what: &'static str| Error::Catalog {
+            path: self.path.clone(),
+            source: rusqlite::Error::InvalidColumnName(what.into()),
+        };
+        let mut out = Vec::new();
+        for r in rows {
+            let (pack, length) = r.map_err(self.err())?;
+            out.push((
+                PackId::from_slice(&pack).ok_or_else(|| bad("pack id"))?,
+                u64::try_from(length).map_err(|_| bad("pack length"))?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The blobs the catalog places in pack `id`, in pack order. A blob stored in two packs
+    /// is listed only under the one learned first (see the schema), so this can be a subset
+    /// of the pack's header.
+    pub fn pack_blobs(&self, id: &PackId) -> Result<Vec<BlobEntry>> {
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT b.id, b.kind, b.compression, b.offset, b.stored_len, b.raw_len \
+                 FROM blobs b JOIN packs p ON p.pack = b.pack WHERE p.id = ?1 \
+                 ORDER BY b.offset",
+            )
+            .map_err(self.err())?;
+        let rows = st
+            .query_map([id.as_bytes().as_slice()], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, u8>(1)?,
+                    r.get::<_, u8>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, u32>(4)?,
+                    r.get::<_, u32>(5)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let bad = |what: &'static str| Error::Catalog {
+            path: self.path.clone(),
+            source: rusqlite::Error::InvalidColumnName(what.into()),
+        };
+        let mut out = Vec::new();
+        for r in rows {
+            let (blob, kind, compression, offset, stored_len, raw_len) = r.map_err(self.err())?;
+            out.push(BlobEntry {
+                id: BlobId::from_slice(&blob).ok_or_else(|| bad("blob id"))?,
+                kind: BlobKind::from_code(kind).map_err(|_| bad("kind"))?,
+                compression: Compression::from_code(compression).map_err(|_| bad("compression"))?,
+                offset: u64::try_from(offset).map_err(|_| bad("offset"))?,
+                stored_len,
+                raw_len,
+            });
         }
         Ok(out)
     }

@@ -12,10 +12,13 @@ macro_rules! outln {
 }
 
 pub mod cat;
+pub mod check;
 pub mod exit;
+pub mod forget;
 pub mod init;
 pub mod key;
 pub mod output;
+pub mod prune;
 pub mod restore;
 pub mod snapshot;
 pub mod snapshots;
@@ -126,8 +129,15 @@ enum Command {
     Key(key::Command),
     /// Print a decrypted repository object as JSON (for debugging).
     Cat(cat::Args),
+    /// Verify the repository: index, packs and every snapshot's blobs; with --read-data, the
+    /// data itself. Damage is listed with the snapshots it affects; exit 14.
+    Check(check::Args),
     /// Remove stale locks (left by killed processes); `--remove-all` removes every lock.
     Unlock(unlock::Args),
+    /// Remove snapshots by a retention policy (restic's semantics); --prune to free space.
+    Forget(forget::Args),
+    /// Delete data no snapshot needs: unused packs, and repack mostly-unused ones.
+    Prune(prune::Args),
 }
 
 /// Runs one command; returns the exit code of a run that did not fail.
@@ -143,7 +153,10 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Dump(a) => tree::dump(a, &ctx),
         Command::Key(c) => key::run(c, &ctx),
         Command::Cat(a) => cat::run(a, &ctx),
+        Command::Check(a) => check::run(a, &ctx),
         Command::Unlock(a) => unlock::run(a, &ctx),
+        Command::Forget(a) => forget::run(a, &ctx),
+        Command::Prune(a) => prune::run(a, &ctx),
     };
     done.map(|()| exit::SUCCESS)
 }

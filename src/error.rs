@@ -184,6 +184,14 @@ pub enum Error {
     /// A request that cannot be carried out as given.
     #[error("{0}")]
     InvalidArgument(String),
+    /// `check` found damage; its report (printed before this error) lists every problem.
+    #[error("check found {problems} {}; the first: {first}", if *.problems == 1 { "problem" } else { "problems" })]
+    CheckFailed {
+        /// How many problems the report lists.
+        problems: usize,
+        /// The first of them, as one line.
+        first: String,
+    },
 }
 
 impl Error {
@@ -196,7 +204,8 @@ impl Error {
             | Error::UnauthenticObject { .. }
             | Error::CorruptBlob { .. }
             | Error::MissingBlob { .. }
-            | Error::MissingPack { .. } => ErrorKind::Integrity,
+            | Error::MissingPack { .. }
+            | Error::CheckFailed { .. } => ErrorKind::Integrity,
             Error::RepoNotFound { .. } => ErrorKind::RepoNotFound,
             Error::WrongPassword => ErrorKind::WrongPassword,
             Error::SourceFailed { .. } | Error::SourceSpawn { .. } | Error::SourceRead { .. } => {

@@ -16,6 +16,7 @@
 //! | [`backup`] | the backup pipeline and its sources (stdin, command, directories) |
 //! | [`restore`] | the restore pipeline and its sinks (stdout, file, directory) |
 //! | [`diff`] | what changed between two directory snapshots |
+//! | [`check`] | verifies structure and, on request, data; names damage and the snapshots it affects |
 //! | [`chunker`] | FastCDC with a keyed gear table |
 //! | [`crypto`] | master key, subkeys, key slots, seal/unseal |
 //! | [`compress`] | zstd and bounded decompression |
@@ -26,6 +27,7 @@
 //! | [`catalog`] | the SQLite cache of index segments and snapshots |
 //! | [`repo`] | init, open, key slots, the repo writer |
 //! | [`snapshot`] | choosing snapshots |
+//! | [`retention`] | which snapshots `forget` keeps: restic's `--keep-*` policy, per group |
 //! | [`format`] | pure encode/decode of every stored object (`format-spec/`) |
 //! | [`id`] | identifier newtypes |
 //! | [`error`] | `Error` and the `ErrorKind` behind exit codes |
@@ -35,6 +37,7 @@ pub mod backend;
 pub mod backup;
 pub mod blob;
 pub mod catalog;
+pub mod check;
 pub mod chunker;
 pub mod compress;
 pub mod content_list;
@@ -45,8 +48,10 @@ pub mod format;
 pub mod id;
 pub mod pack;
 pub mod progress;
+pub mod prune;
 pub mod repo;
 pub mod restore;
+pub mod retention;
 pub mod snapshot;
 
 pub use error::{Error, ErrorKind, Result};

@@ -242,6 +242,12 @@ impl Repo {
         &self.key_id
     }
 
+    /// Brings the catalog up to date with the repository again (after taking a lock, or
+    /// after prune rewrote the index).
+    pub fn resync(&mut self) -> Result<SyncStats> {
+        sync::sync(&mut self.catalog, self.backend.as_ref(), &self.keys)
+    }
+
     /// What the catalog sync at open did.
     pub fn sync_stats(&self) -> &SyncStats {
         &self.sync_stats

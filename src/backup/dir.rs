@@ -753,6 +753,9 @@ pub fn snapshot_dirs(
         parent: parent.map(|(id, _)| id),
         tree_counts: Some(totals.counts),
     };
+    if let Some(l) = &opts.lock {
+        l.ensure_held()?;
+    }
     let id = object::store_snapshot(repo.backend().as_ref(), repo.keys(), &snapshot)?;
     repo.catalog_mut()
         .add_snapshots(&[(id, snapshot.clone())])?;

@@ -91,7 +91,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<u8> {
         )
         .into());
     }
-    let opts = SnapshotOptions {
+    let mut opts = SnapshotOptions {
         name: a.name,
         host: a.host,
         tags: a.tags,
@@ -101,9 +101,11 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<u8> {
             .as_deref()
             .map(larder::snapshot::parse_time)
             .transpose()?,
+        lock: None,
     };
     let mut repo = ctx.open_repo()?;
-    let _lock = ctx.lock(&repo, larder::format::lock::LockKind::Shared, "snapshot")?;
+    let lock = ctx.lock(&repo, larder::format::lock::LockKind::Shared, "snapshot")?;
+    opts.lock = Some(lock.check());
     let progress = TermProgress::start("read", ctx.progress());
     let report = if !a.paths.is_empty() {
         let mut exclude = a.exclude;

@@ -138,6 +138,45 @@ pub struct Lock {
     refresher: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A handle to check that a held lock is still ours (a writer checks before it writes its
+/// snapshot object, a pruner before it deletes).
+#[derive(Clone)]
+pub struct LockCheck {
+    backend: Arc<dyn Backend>,
+    held: Arc<Mutex<Held>>,
+}
+
+impl std::fmt::Debug for LockCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LockCheck(..)")
+    }
+}
+
+impl LockCheck {
+    /// Fails unless the lock object still exists and was refreshed within half the stale
+    /// time by this process's monotonic clock, so that no other process can have taken it
+    /// over (a suspended or partitioned holder).
+    pub fn ensure_held(&self) -> Result<()> {
+        let g = self
+            .held
+            .lock()
+            .map_err(|_| Error::Internal("lock state poisoned".into()))?;
+        if g.last_refresh.elapsed() > STALE / 2 {
+            return Err(Error::Internal(format!(
+                "our lock was last refreshed {} s ago and may have been taken over; stopping",
+                g.last_refresh.elapsed().as_secs()
+            )));
+        }
+        match self.backend.get(&ObjectKey::lock(&g.current)) {
+            Ok(_) => Ok(()),
+            Err(crate::backend::Error::NotFound { .. }) => Err(Error::Internal(
+                "our lock was removed by another process; stopping".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 /// A lock that allows deleting: only prune, forget and repair hold one.
 #[derive(Debug)]
 pub struct ExclusiveLock(Lock);
@@ -287,26 +326,16 @@ impl Lock {
         }
     }
 
+    /// A handle to check, later, that this lock is still held.
+    pub fn check(&self) -> LockCheck {
+        LockCheck {
+            backend: self.backend.clone(),
+            held: self.held.clone(),
+        }
+    }
+
     fn ensure_held(&self) -> Result<()> {
-        let g = self
-            .held
-            .lock()
-            .map_err(|_| Error::Internal("lock state poisoned".into()))?;
-        // Another process may break a lock once it is STALE old by its clock; stop well
-        // before that by ours.
-        if g.last_refresh.elapsed() > STALE / 2 {
-            return Err(Error::Internal(format!(
-                "our lock was last refreshed {} s ago and may have been taken over; stopping",
-                g.last_refresh.elapsed().as_secs()
-            )));
-        }
-        match self.backend.get(&ObjectKey::lock(&g.current)) {
-            Ok(_) => Ok(()),
-            Err(crate::backend::Error::NotFound { .. }) => Err(Error::Internal(
-                "our lock was removed by another process; stopping".into(),
-            )),
-            Err(e) => Err(e.into()),
-        }
+        self.check().ensure_held()
     }
 }
 

@@ -153,6 +153,18 @@ impl Env {
         parse_json(&out.stdout)
     }
 
+    /// `larder --json snapshot --name NAME PATHS…`; asserts success and returns the report.
+    pub fn snapshot_paths(&self, name: &str, paths: &[&Path]) -> Value {
+        let out = self
+            .larder()
+            .args(["--json", "snapshot", "--name", name])
+            .args(paths)
+            .output()
+            .expect("run larder snapshot");
+        assert_success(&out, "snapshot");
+        parse_json(&out.stdout)
+    }
+
     /// Like [`Env::snapshot`], returning only the new snapshot's id.
     pub fn snapshot_id(&self, name: &str, data: &[u8], extra: &[&str]) -> String {
         id_of(&self.snapshot(name, data, extra))
