@@ -275,6 +275,7 @@ pub fn snapshot_stream(
         errors: 0,
         parent: None,
         tree_counts: None,
+        damaged: None,
     };
     if let Some(l) = &opts.lock {
         l.ensure_held()?;

@@ -165,6 +165,8 @@ pub enum WarningKind {
     UnreferencedPack,
     /// Something in `packs/`, `index/` or `snapshots/` whose name is not an object's.
     UnknownObject,
+    /// Damage that only snapshots already marked damaged by `repair snapshots` depend on.
+    KnownDamage,
 }
 
 /// Something worth knowing that is not damage.
@@ -250,9 +252,46 @@ pub fn run(repo: &Repo, opts: &CheckOptions, progress: &dyn Progress) -> Result<
     let snapshots = c.check_snapshots()?;
     c.warn_unreferenced(unreferenced);
     c.attribute(&snapshots);
+    known_damage(repo, &mut c.report)?;
     c.report.requests = store.requests.load(Ordering::Relaxed);
     c.report.duration = started.elapsed().as_secs_f64();
     Ok(c.report)
+}
+
+/// Damage that only snapshots marked damaged by `repair snapshots` depend on is known and
+/// reported as a warning, so that a repaired repository checks clean.
+fn known_damage(repo: &Repo, report: &mut CheckReport) -> Result<()> {
+    let marked: std::collections::HashSet<SnapshotId> = repo
+        .catalog()
+        .snapshots()?
+        .into_iter()
+        .filter(|(_, s)| s.damaged.is_some())
+        .map(|(id, _)| id)
+        .collect();
+    if marked.is_empty() {
+        return Ok(());
+    }
+    let (known, open): (Vec<Problem>, Vec<Problem>) = std::mem::take(&mut report.problems)
+        .into_iter()
+        .partition(|p| !p.snapshots.is_empty() && p.snapshots.iter().all(|s| marked.contains(s)));
+    report.problems = open;
+    for p in known {
+        report.warnings.push(Warning {
+            kind: WarningKind::KnownDamage,
+            object: p.object.to_string(),
+            size: 0,
+            message: format!(
+                "{} (only snapshots marked damaged depend on it: {})",
+                p.message,
+                p.snapshots
+                    .iter()
+                    .map(|s| s.short())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn validate(r: ReadData) -> Result<()> {

@@ -19,9 +19,11 @@ pub mod init;
 pub mod key;
 pub mod output;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod snapshot;
 pub mod snapshots;
+pub mod stats;
 pub mod tree;
 pub mod unlock;
 
@@ -115,6 +117,9 @@ enum Command {
     Snapshot(snapshot::Args),
     /// List snapshots.
     Snapshots(snapshots::Args),
+    /// Show stored and raw size, compression and dedup ratios: for the repository, per
+    /// series (name) and, with --snapshots, per snapshot. Read-only; takes no lock.
+    Stats(stats::Args),
     /// Restore a snapshot: a stream to stdout or a file, a directory snapshot into --target;
     /// every blob verified.
     Restore(restore::Args),
@@ -138,6 +143,9 @@ enum Command {
     Forget(forget::Args),
     /// Delete data no snapshot needs: unused packs, and repack mostly-unused ones.
     Prune(prune::Args),
+    /// Rebuild the index from pack headers, or mark snapshots that depend on lost data.
+    #[command(subcommand)]
+    Repair(repair::Command),
 }
 
 /// Runs one command; returns the exit code of a run that did not fail.
@@ -147,6 +155,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Init(a) => init::run(a, &ctx),
         Command::Snapshot(a) => return snapshot::run(a, &ctx),
         Command::Snapshots(a) => snapshots::run(a, &ctx),
+        Command::Stats(a) => stats::run(a, &ctx),
         Command::Restore(a) => restore::run(a, &ctx),
         Command::Ls(a) => tree::ls(a, &ctx),
         Command::Diff(a) => tree::diff(a, &ctx),
@@ -157,6 +166,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Unlock(a) => unlock::run(a, &ctx),
         Command::Forget(a) => forget::run(a, &ctx),
         Command::Prune(a) => prune::run(a, &ctx),
+        Command::Repair(c) => repair::run(c, &ctx),
     };
     done.map(|()| exit::SUCCESS)
 }
@@ -252,6 +262,22 @@ impl Ctx {
 
     /// Opens the repository and syncs its catalog.
     pub fn open_repo(&self) -> Result<Repo> {
+        let repo = self.open_repo_unwarned()?;
+        let bad = &repo.sync_stats().unreadable;
+        if let Some(first) = bad.first() {
+            return Err(larder::Error::UnreadableObjects {
+                count: bad.len(),
+                first: first.clone(),
+            }
+            .into());
+        }
+        Ok(repo)
+    }
+
+    /// Opens the repository even when some index segments or snapshots cannot be read
+    /// (they are left out of the catalog), for the commands that report and repair them
+    /// (`check`, `repair`); every other command refuses such a repository.
+    pub fn open_repo_unwarned(&self) -> Result<Repo> {
         let backend = self.backend()?;
         let password = self.password(false)?;
         let cache = self.cache_dir()?;

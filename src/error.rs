@@ -184,6 +184,29 @@ pub enum Error {
     /// A request that cannot be carried out as given.
     #[error("{0}")]
     InvalidArgument(String),
+    /// Opening the repository found index segments or snapshots it cannot read; only
+    /// `check` and `repair` go on in that state.
+    #[error(
+        "{first} ({count} unreadable index segments or snapshots; `larder check` reports them, `larder repair` recovers what it can)"
+    )]
+    UnreadableObjects {
+        /// How many.
+        count: usize,
+        /// The first, as its error line.
+        first: String,
+    },
+    /// The snapshot was marked damaged by `repair snapshots`.
+    #[error(
+        "snapshot {id} was marked damaged by `larder repair snapshots` ({problems} problems; the first: {first}); restore another snapshot"
+    )]
+    DamagedSnapshot {
+        /// The snapshot.
+        id: crate::id::SnapshotId,
+        /// How many problems.
+        problems: u64,
+        /// The first.
+        first: String,
+    },
     /// `check` found damage; its report (printed before this error) lists every problem.
     #[error("check found {problems} {}; the first: {first}", if *.problems == 1 { "problem" } else { "problems" })]
     CheckFailed {
@@ -205,7 +228,9 @@ impl Error {
             | Error::CorruptBlob { .. }
             | Error::MissingBlob { .. }
             | Error::MissingPack { .. }
-            | Error::CheckFailed { .. } => ErrorKind::Integrity,
+            | Error::CheckFailed { .. }
+            | Error::DamagedSnapshot { .. }
+            | Error::UnreadableObjects { .. } => ErrorKind::Integrity,
             Error::RepoNotFound { .. } => ErrorKind::RepoNotFound,
             Error::WrongPassword => ErrorKind::WrongPassword,
             Error::SourceFailed { .. } | Error::SourceSpawn { .. } | Error::SourceRead { .. } => {

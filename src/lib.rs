@@ -28,6 +28,7 @@
 //! | [`repo`] | init, open, key slots, the repo writer |
 //! | [`snapshot`] | choosing snapshots |
 //! | [`retention`] | which snapshots `forget` keeps: restic's `--keep-*` policy, per group |
+//! | [`stats`] | stored and raw size, compression and dedup ratios, per series and per snapshot |
 //! | [`format`] | pure encode/decode of every stored object (`format-spec/`) |
 //! | [`id`] | identifier newtypes |
 //! | [`error`] | `Error` and the `ErrorKind` behind exit codes |
@@ -49,9 +50,11 @@ pub mod id;
 pub mod pack;
 pub mod progress;
 pub mod prune;
+pub mod repair;
 pub mod repo;
 pub mod restore;
 pub mod retention;
 pub mod snapshot;
+pub mod stats;
 
 pub use error::{Error, ErrorKind, Result};

@@ -206,7 +206,10 @@ pub fn plan(repo: &mut Repo, opts: &PruneOptions) -> Result<PrunePlan> {
         if u.live_blobs == 0 {
             plan.delete.push(p);
         } else {
-            let unused = 1.0 - u.live_bytes as f64 / u.length.max(1) as f64;
+            // The share of the pack's blob bytes that nothing needs (its header and prefix
+            // are not "unused": a repacked pack would have them too).
+            let unused =
+                u.blob_bytes.saturating_sub(u.live_bytes) as f64 / u.blob_bytes.max(1) as f64;
             if unused > opts.max_unused {
                 candidates.push((unused, p));
             } else {

@@ -741,6 +741,7 @@ mod tests {
             errors: 0,
             parent: None,
             tree_counts: None,
+            damaged: None,
         };
         (SnapshotId(id), s)
     }

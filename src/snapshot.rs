@@ -52,13 +52,17 @@ impl Selector {
     }
 }
 
-/// Picks one snapshot from `all` (oldest first, as the catalog returns them).
+/// Picks one snapshot from `all` (oldest first, as the catalog returns them). `latest` (and
+/// `--at`) pass over snapshots marked damaged by `repair snapshots`; an explicit id does not.
 pub fn select(all: Vec<(SnapshotId, Snapshot)>, sel: &Selector) -> Result<(SnapshotId, Snapshot)> {
     let mut candidates: Vec<_> = all.into_iter().filter(|(_, s)| sel.matches(s)).collect();
     match sel.id.as_deref() {
-        None | Some("latest") => candidates
-            .pop()
-            .ok_or_else(|| Error::NoSnapshot(sel.describe())),
+        None | Some("latest") => {
+            candidates.retain(|(_, s)| s.damaged.is_none());
+            candidates
+                .pop()
+                .ok_or_else(|| Error::NoSnapshot(sel.describe()))
+        }
         Some(prefix) => {
             let prefix = prefix.to_ascii_lowercase();
             if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -77,6 +81,18 @@ pub fn select(all: Vec<(SnapshotId, Snapshot)>, sel: &Selector) -> Result<(Snaps
             }
             Ok(first)
         }
+    }
+}
+
+/// Fails if the snapshot was marked damaged: restore never uses one silently.
+pub fn refuse_damaged(id: &SnapshotId, s: &Snapshot) -> Result<()> {
+    match &s.damaged {
+        None => Ok(()),
+        Some(d) => Err(Error::DamagedSnapshot {
+            id: *id,
+            problems: d.problems,
+            first: d.first.clone(),
+        }),
     }
 }
 
@@ -136,6 +152,7 @@ mod tests {
             errors: 0,
             parent: None,
             tree_counts: None,
+            damaged: None,
             larder_version: "t".into(),
         }
     }

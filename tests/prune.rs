@@ -237,7 +237,7 @@ fn kill_9_during_prune_and_snapshot_never_loses_a_kept_snapshot() {
     let mut rng = Rng::new(42);
     let mut kept: Vec<(String, Vec<u8>)> = Vec::new();
     let mut kills = 0;
-    for round in 0..12u64 {
+    for round in 0..14u64 {
         // A snapshot, killed at a random moment half of the time.
         let name = format!("r{round}");
         let bytes = random_bytes(
@@ -278,11 +278,17 @@ fn kill_9_during_prune_and_snapshot_never_loses_a_kept_snapshot() {
                 forget(&env, s["id"].as_str().unwrap());
             }
         }
-        // Prune, killed at a random moment, twice per round.
-        for _ in 0..2 {
-            let delay = Duration::from_millis(rng.below(300));
+        // Prune, killed at a random moment, until two runs per round were killed mid-way
+        // (a run that finishes before its moment is not counted) or six were tried.
+        let mut killed_here = 0;
+        for _ in 0..6 {
+            if killed_here == 2 {
+                break;
+            }
+            let delay = Duration::from_millis(rng.below(200));
             if !run_and_kill(&env, &["prune", "--max-unused", "0%"], None, delay) {
                 kills += 1;
+                killed_here += 1;
             }
             // `check` passes (leftover packs are warnings) and everything kept restores.
             let out = env.larder().args(["check"]).output().expect("run check");

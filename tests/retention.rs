@@ -478,6 +478,7 @@ fn snapshot(s: &Spec) -> Snapshot {
         errors: 0,
         parent: None,
         tree_counts: None,
+        damaged: None,
     }
 }
 

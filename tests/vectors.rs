@@ -290,6 +290,7 @@ fn snapshot_body() -> Snapshot {
         errors: 0,
         parent: None,
         tree_counts: None,
+        damaged: None,
     }
 }
 

@@ -752,6 +752,7 @@ pub fn snapshot_dirs(
         errors: totals.errors,
         parent: parent.map(|(id, _)| id),
         tree_counts: Some(totals.counts),
+        damaged: None,
     };
     if let Some(l) = &opts.lock {
         l.ensure_held()?;

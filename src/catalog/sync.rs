@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use super::Catalog;
 use crate::backend::{Backend, Prefix};
 use crate::crypto::Keys;
-use crate::error::Result;
+use crate::error::{ErrorKind, Result};
 use crate::id::{IndexId, SnapshotId};
 use crate::repo::object;
 
@@ -19,7 +19,7 @@ use crate::repo::object;
 const SEGMENTS_AT_ONCE: usize = 8;
 
 /// What a sync did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SyncStats {
     /// Index segments merged.
     pub segments_added: usize,
@@ -29,6 +29,9 @@ pub struct SyncStats {
     pub snapshots_added: usize,
     /// Snapshots forgotten because they are gone from the repository.
     pub snapshots_removed: usize,
+    /// Index segments and snapshots that could not be read (corrupt or tampered): skipped,
+    /// so that the rest stays usable and `check` / `repair` can run; tried again next time.
+    pub unreadable: Vec<String>,
 }
 
 fn listed<T: std::str::FromStr + std::hash::Hash + Eq>(
@@ -58,10 +61,16 @@ pub fn sync(cat: &mut Catalog, b: &dyn Backend, keys: &Keys) -> Result<SyncStats
         let loaded: Vec<_> = group
             .par_iter()
             .map(|id| object::load_index_segment(b, keys, id).map(|s| (*id, s)))
-            .collect::<Result<_>>()?;
-        for (id, seg) in loaded {
-            cat.add_segment(&id, &seg.packs)?;
-            stats.segments_added += 1;
+            .collect();
+        for l in loaded {
+            match l {
+                Ok((id, seg)) => {
+                    cat.add_segment(&id, &seg.packs)?;
+                    stats.segments_added += 1;
+                }
+                Err(e) if e.kind() == ErrorKind::Integrity => stats.unreadable.push(e.to_string()),
+                Err(e) => return Err(e),
+            }
         }
     }
 
@@ -72,10 +81,18 @@ pub fn sync(cat: &mut Catalog, b: &dyn Backend, keys: &Keys) -> Result<SyncStats
     stats.snapshots_removed = gone.len();
     let new: Vec<SnapshotId> = in_repo.difference(&known).copied().collect();
     for group in new.chunks(64) {
-        let loaded: Vec<_> = group
+        let mut loaded = Vec::new();
+        for l in group
             .par_iter()
             .map(|id| object::load_snapshot(b, keys, id).map(|s| (*id, s)))
-            .collect::<Result<_>>()?;
+            .collect::<Vec<_>>()
+        {
+            match l {
+                Ok(s) => loaded.push(s),
+                Err(e) if e.kind() == ErrorKind::Integrity => stats.unreadable.push(e.to_string()),
+                Err(e) => return Err(e),
+            }
+        }
         stats.snapshots_added += loaded.len();
         cat.add_snapshots(&loaded)?;
     }

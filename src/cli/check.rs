@@ -52,7 +52,7 @@ fn parse_subset(s: &str) -> Result<ReadData, String> {
 
 /// Runs `check`.
 pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
-    let repo = ctx.open_repo()?;
+    let repo = ctx.open_repo_unwarned()?;
     let _lock = ctx.lock(&repo, LockKind::Shared, "check")?;
     let read_data = match (a.read_data, a.read_data_subset) {
         (true, _) => ReadData::All,

@@ -89,6 +89,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
     let repo = ctx.open_repo()?;
     let _lock = ctx.lock(&repo, larder::format::lock::LockKind::Shared, "restore")?;
     let (id, snap) = select(repo.catalog().snapshots()?, &sel)?;
+    larder::snapshot::refuse_damaged(&id, &snap)?;
     let progress = TermProgress::start("restored", ctx.progress());
     let stats = match &a.output {
         Some(path) => restore_to_file(&repo, &snap, path, progress.as_ref()),
@@ -129,6 +130,7 @@ fn restore_dir(a: &Args, sel: &Selector, target: &std::path::Path, ctx: &Ctx) ->
     let repo = ctx.open_repo()?;
     let _lock = ctx.lock(&repo, larder::format::lock::LockKind::Shared, "restore")?;
     let (id, snap) = select(repo.catalog().snapshots()?, sel)?;
+    larder::snapshot::refuse_damaged(&id, &snap)?;
     let Root::Tree { tree } = snap.root else {
         return Err(larder::Error::InvalidArgument(format!(
             "snapshot {} ({}) is a stream: restore it to stdout or -o FILE, not --target",

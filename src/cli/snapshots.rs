@@ -68,6 +68,11 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
             }
             (Source::Paths { paths }, _) => paths.join(" "),
         };
+        let source = if s.damaged.is_some() {
+            format!("DAMAGED (repair snapshots): {source}")
+        } else {
+            source
+        };
         outln!(
             "{:<8}  {time:<19}  {:<12}  {:<16}  {:>10}  {:>10}  {source}",
             id.short(),

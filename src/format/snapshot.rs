@@ -119,6 +119,21 @@ pub struct Snapshot {
     /// Directory snapshots: what the walk found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree_counts: Option<TreeCounts>,
+    /// Set by `repair snapshots` when data this snapshot needs is missing or corrupt: the
+    /// snapshot is kept and listed, but `restore` refuses it and `latest` passes it over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<Damage>,
+}
+
+/// Why `repair snapshots` marked a snapshot damaged.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Damage {
+    /// When it was marked.
+    pub marked: jiff::Timestamp,
+    /// How many problems `check` found under it.
+    pub problems: u64,
+    /// The first of them, as one line.
+    pub first: String,
 }
 
 fn is_zero(n: &u64) -> bool {

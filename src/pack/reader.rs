@@ -1,11 +1,47 @@
 //! Reads a pack's header back: the source from which index segments can be rebuilt, and what
 //! `cat pack` shows.
 
+use crate::backend::{Backend, ObjectKey};
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
-use crate::format::ObjectKind;
-use crate::format::pack::{PackHeader, split_trailer};
+use crate::format::pack::{MAGIC, PackHeader, TRAILER_LEN, split_trailer};
+use crate::format::{DecodeError, ObjectKind, PREFIX_LEN};
 use crate::id::PackId;
+
+/// Decodes and authenticates the header of a stored pack of length `len` with three range
+/// reads (prefix, trailer, header) instead of downloading it.
+pub fn read_header_at(b: &dyn Backend, keys: &Keys, id: &PackId, len: u64) -> Result<PackHeader> {
+    let key = ObjectKey::pack(id);
+    let object = || format!("pack {id}");
+    let (prefix, trailer) = (PREFIX_LEN as u64, TRAILER_LEN as u64);
+    if len < prefix + trailer {
+        return Err(Error::corrupt(
+            object(),
+            DecodeError::Truncated("pack trailer"),
+        ));
+    }
+    let head = b
+        .get_range(&key, 0..prefix)
+        .map_err(Error::reading_pack(*id))?;
+    crate::format::take_prefix(&head, MAGIC).map_err(|e| Error::corrupt(object(), e))?;
+    let tail = b
+        .get_range(&key, len - trailer..len)
+        .map_err(Error::reading_pack(*id))?;
+    let tail: [u8; TRAILER_LEN] = tail
+        .try_into()
+        .map_err(|_| Error::corrupt(object(), DecodeError::Truncated("pack trailer")))?;
+    let header_start = (len - trailer)
+        .checked_sub(u64::from(u32::from_le_bytes(tail)))
+        .filter(|s| *s >= prefix)
+        .ok_or_else(|| Error::corrupt(object(), DecodeError::Invalid("header length")))?;
+    let sealed = b
+        .get_range(&key, header_start..len - trailer)
+        .map_err(Error::reading_pack(*id))?;
+    let plain = keys
+        .unseal_object(ObjectKind::PackHeader, &sealed)
+        .map_err(|_| Error::UnauthenticObject { object: object() })?;
+    PackHeader::decode(&plain, header_start).map_err(|e| Error::corrupt(object(), e))
+}
 
 /// Decodes and authenticates the header of a whole pack.
 pub fn read_header(keys: &Keys, id: &PackId, pack: &[u8]) -> Result<PackHeader> {
