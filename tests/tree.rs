@@ -998,6 +998,42 @@ fn unreadable_entries_exit_3_name_each_and_the_rest_is_saved() {
             chmod(&under(&target, &closed), 0o755);
         }
     }
+
+    // Retention never counts an incomplete snapshot: it is listed apart, kept by `forget`,
+    // and removed only with --prune-incomplete.
+    chmod(&locked, 0o644);
+    let complete = env
+        .larder()
+        .args(["--json", "snapshot", "--name", "data"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_success(&complete, "a complete snapshot");
+    let complete = id_of(&parse_json(&complete.stdout));
+    let incomplete = id_of(&report);
+    let out = env
+        .larder()
+        .args(["--json", "forget", "--keep-last", "1", "--dry-run"])
+        .output()
+        .unwrap();
+    assert_success(&out, "forget --dry-run");
+    let plan = parse_json(&out.stdout);
+    assert_eq!(plan["incomplete"][0]["id"], incomplete.as_str(), "{plan}");
+    assert_eq!(
+        plan["groups"][0]["snapshots"][0]["id"],
+        complete.as_str(),
+        "{plan}"
+    );
+    env.larder()
+        .args(["forget", "--keep-last", "1"])
+        .assert()
+        .success();
+    assert_eq!(env.snapshot_ids().len(), 2, "the incomplete snapshot stays");
+    env.larder()
+        .args(["forget", "--keep-last", "1", "--prune-incomplete"])
+        .assert()
+        .success();
+    assert_eq!(env.snapshot_ids(), [complete]);
 }
 
 // ---------------------------------------------------------------------------------------
