@@ -15,6 +15,8 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use crate::backend::{ObjectKey, Prefix};
 use crate::blob::{self, SealedBlob};
 use crate::content_list;
@@ -291,32 +293,39 @@ pub fn apply(
                         Error::Backend(b) => Error::reading_pack(*pack)(b),
                         e => e,
                     })?;
-            for e in entries {
-                let r = e.range();
-                let sealed = usize::try_from(r.start)
-                    .ok()
-                    .zip(usize::try_from(r.end).ok())
-                    .and_then(|(s, t)| bytes.get(s..t))
-                    .ok_or(Error::CorruptBlob {
-                        pack: *pack,
-                        blob: e.id,
-                        reason: "range outside the pack",
-                    })?;
-                blob::open(&keys, e.kind, e.id, e.compression, e.raw_len, sealed).map_err(
-                    |err| Error::CorruptBlob {
-                        pack: *pack,
-                        blob: e.id,
-                        reason: err.reason(),
-                    },
-                )?;
-                progress.bytes(sealed.len() as u64);
-                w.add_sealed(SealedBlob {
-                    id: e.id,
-                    kind: e.kind,
-                    compression: e.compression,
-                    raw_len: e.raw_len,
-                    bytes: sealed.to_vec(),
-                })?;
+            // Open every blob (in parallel) before any of it is copied.
+            let verified: Vec<SealedBlob> = entries
+                .par_iter()
+                .map(|e| {
+                    let r = e.range();
+                    let sealed = usize::try_from(r.start)
+                        .ok()
+                        .zip(usize::try_from(r.end).ok())
+                        .and_then(|(s, t)| bytes.get(s..t))
+                        .ok_or(Error::CorruptBlob {
+                            pack: *pack,
+                            blob: e.id,
+                            reason: "range outside the pack",
+                        })?;
+                    blob::open(&keys, e.kind, e.id, e.compression, e.raw_len, sealed).map_err(
+                        |err| Error::CorruptBlob {
+                            pack: *pack,
+                            blob: e.id,
+                            reason: err.reason(),
+                        },
+                    )?;
+                    Ok(SealedBlob {
+                        id: e.id,
+                        kind: e.kind,
+                        compression: e.compression,
+                        raw_len: e.raw_len,
+                        bytes: sealed.to_vec(),
+                    })
+                })
+                .collect::<Result<_>>()?;
+            for b in verified {
+                progress.bytes(b.bytes.len() as u64);
+                w.add_sealed(b)?;
             }
         }
         let stats = w.finish()?;
