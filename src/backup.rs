@@ -277,6 +277,17 @@ pub fn snapshot_stream(
         tree_counts: None,
         damaged: None,
     };
+    commit(repo, opts, snapshot, write)
+}
+
+/// Writes the snapshot object (last, after its data is indexed) once the lock it ran under
+/// is confirmed still ours, and tells the catalog.
+pub(crate) fn commit(
+    repo: &mut Repo,
+    opts: &SnapshotOptions,
+    snapshot: Snapshot,
+    write: WriteStats,
+) -> Result<SnapshotReport> {
     if let Some(l) = &opts.lock {
         l.ensure_held()?;
     }

@@ -468,33 +468,46 @@ impl Catalog {
             )
             .map_err(self.err())?;
         let rows = st
-            .query_map([id.as_bytes().as_slice()], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, u8>(1)?,
-                    r.get::<_, u8>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, u32>(4)?,
-                    r.get::<_, u32>(5)?,
-                ))
-            })
+            .query_map([id.as_bytes().as_slice()], EntryRow::read)
             .map_err(self.err())?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(self.entry(r.map_err(self.err())?)?);
+        }
+        Ok(out)
+    }
+
+    /// A blob entry from its catalog row, checking every column.
+    pub(crate) fn entry(&self, r: EntryRow) -> Result<BlobEntry> {
         let bad = |what: &'static str| Error::Catalog {
             path: self.path.clone(),
             source: rusqlite::Error::InvalidColumnName(what.into()),
         };
-        let mut out = Vec::new();
-        for r in rows {
-            let (blob, kind, compression, offset, stored_len, raw_len) = r.map_err(self.err())?;
-            out.push(BlobEntry {
-                id: BlobId::from_slice(&blob).ok_or_else(|| bad("blob id"))?,
-                kind: BlobKind::from_code(kind).map_err(|_| bad("kind"))?,
-                compression: Compression::from_code(compression).map_err(|_| bad("compression"))?,
-                offset: u64::try_from(offset).map_err(|_| bad("offset"))?,
-                stored_len,
-                raw_len,
-            });
-        }
-        Ok(out)
+        let (blob, kind, compression, offset, stored_len, raw_len) = r.0;
+        Ok(BlobEntry {
+            id: BlobId::from_slice(&blob).ok_or_else(|| bad("blob id"))?,
+            kind: BlobKind::from_code(kind).map_err(|_| bad("kind"))?,
+            compression: Compression::from_code(compression).map_err(|_| bad("compression"))?,
+            offset: u64::try_from(offset).map_err(|_| bad("offset"))?,
+            stored_len,
+            raw_len,
+        })
+    }
+}
+
+/// The columns `id, kind, compression, offset, stored_len, raw_len` of a `blobs` row.
+pub(crate) struct EntryRow((Vec<u8>, u8, u8, i64, u32, u32));
+
+impl EntryRow {
+    /// Reads the six columns, in that order, from a row.
+    pub(crate) fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        )))
     }
 }

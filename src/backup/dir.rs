@@ -30,8 +30,8 @@ use crate::format::snapshot::{ProducerStatus, Root, Snapshot, Source, TreeCounts
 use crate::format::tree::{Content, EntryKind, Time, Tree, TreeEntry};
 use crate::id::{BlobId, SnapshotId};
 use crate::progress::Progress;
+use crate::repo::Repo;
 use crate::repo::writer::RepoWriter;
-use crate::repo::{Repo, object};
 
 /// Files up to this size are read whole, and several of them are hashed and sealed together
 /// as one batch (in parallel, like a stream's batch).
@@ -754,17 +754,7 @@ pub fn snapshot_dirs(
         tree_counts: Some(totals.counts),
         damaged: None,
     };
-    if let Some(l) = &opts.lock {
-        l.ensure_held()?;
-    }
-    let id = object::store_snapshot(repo.backend().as_ref(), repo.keys(), &snapshot)?;
-    repo.catalog_mut()
-        .add_snapshots(&[(id, snapshot.clone())])?;
-    Ok(SnapshotReport {
-        id,
-        snapshot,
-        write,
-    })
+    super::commit(repo, opts, snapshot, write)
 }
 
 #[cfg(test)]

@@ -5,10 +5,10 @@
 
 use rusqlite::params;
 
-use super::Catalog;
+use super::{Catalog, EntryRow};
 use crate::error::{Error, Result};
+use crate::format::BlobKind;
 use crate::format::pack::BlobEntry;
-use crate::format::{BlobKind, Compression};
 use crate::id::{BlobId, PackId};
 
 /// How much of a pack the live set uses.
@@ -118,39 +118,23 @@ impl Catalog {
 
     /// The blobs the index places in `pack`, in file order; `live_only` keeps live ones.
     pub fn pack_entries(&self, pack: &PackId, live_only: bool) -> Result<Vec<BlobEntry>> {
-        let sql = if live_only {
-            "SELECT b.id, b.kind, b.compression, b.offset, b.stored_len, b.raw_len \
-             FROM blobs b JOIN packs p ON p.pack = b.pack JOIN temp.live l ON l.id = b.id \
-             WHERE p.id = ?1 ORDER BY b.offset"
-        } else {
-            "SELECT b.id, b.kind, b.compression, b.offset, b.stored_len, b.raw_len \
-             FROM blobs b JOIN packs p ON p.pack = b.pack WHERE p.id = ?1 ORDER BY b.offset"
-        };
-        let mut st = self.conn.prepare_cached(sql).map_err(self.err())?;
+        if !live_only {
+            return self.pack_blobs(pack);
+        }
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT b.id, b.kind, b.compression, b.offset, b.stored_len, b.raw_len \
+                 FROM blobs b JOIN packs p ON p.pack = b.pack JOIN temp.live l ON l.id = b.id \
+                 WHERE p.id = ?1 ORDER BY b.offset",
+            )
+            .map_err(self.err())?;
         let rows = st
-            .query_map(params![pack.as_bytes().as_slice()], |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, u8>(1)?,
-                    r.get::<_, u8>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, u32>(4)?,
-                    r.get::<_, u32>(5)?,
-                ))
-            })
+            .query_map(params![pack.as_bytes().as_slice()], EntryRow::read)
             .map_err(self.err())?;
         let mut out = Vec::new();
         for r in rows {
-            let (id, kind, compression, offset, stored_len, raw_len) = r.map_err(self.err())?;
-            out.push(BlobEntry {
-                id: BlobId::from_slice(&id).ok_or_else(|| self.bad("blob id"))?,
-                kind: BlobKind::from_code(kind).map_err(|_| self.bad("kind"))?,
-                compression: Compression::from_code(compression)
-                    .map_err(|_| self.bad("compression"))?,
-                offset: u64::try_from(offset).map_err(|_| self.bad("offset"))?,
-                stored_len,
-                raw_len,
-            });
+            out.push(self.entry(r.map_err(self.err())?)?);
         }
         Ok(out)
     }
