@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what `.ci/run` needs on a clean Debian machine that has only a rustup toolchain:
 # rustfmt, clippy, cargo-fuzz, a C/C++ compiler (rusqlite and zstd build C; libFuzzer, built by
-# libfuzzer-sys, is C++), and restic with the time zone data it reads (tests/retention.rs checks
-# larder's retention policy against `restic forget`). Idempotent and quiet when everything is
-# already there.
+# libfuzzer-sys, is C++), restic with the time zone data it reads (tests/retention.rs checks
+# larder's retention policy against `restic forget`), and moto's S3 server (tests/s3.rs runs the
+# object-store backend against it on 127.0.0.1; 5.1 or later honours `If-None-Match: *` on
+# PutObject and CompleteMultipartUpload). Idempotent and quiet when everything is already there.
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -31,6 +32,7 @@ missing=()
 have cc || have gcc || missing+=(gcc)
 have c++ || have g++ || missing+=(g++)
 have restic || missing+=(restic)
+have python3 || missing+=(python3 python3-pip)
 [[ -e /usr/share/zoneinfo/Europe/Berlin ]] || missing+=(tzdata)
 if ((${#missing[@]})); then
     if [[ $(id -u) == 0 ]] && have apt-get; then
@@ -42,4 +44,20 @@ if ((${#missing[@]})); then
         echo "install-deps: missing ${missing[*]} (install them, e.g. with apt-get)" >&2
         exit 1
     fi
+fi
+
+# moto >= 5.1 with its server extras (Flask). pip refuses a Debian-managed python3 unless told
+# to (PEP 668); the machine image's own python3 takes a plain install.
+moto_ok() {
+    python3 - <<'PY' >/dev/null 2>&1
+import moto, moto.server, flask_cors
+major, minor = (int(x) for x in moto.__version__.split(".")[:2])
+raise SystemExit(0 if (major, minor) >= (5, 1) else 1)
+PY
+}
+if ! moto_ok; then
+    echo "install-deps: pip install 'moto[server]>=5.1,<6'"
+    pip=(python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6')
+    "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
+    moto_ok || { echo "install-deps: moto still not importable after pip install" >&2; exit 1; }
 fi

@@ -6,6 +6,8 @@
 
 pub mod conformance;
 pub mod local;
+#[cfg(feature = "s3")]
+pub mod object_store;
 
 use std::fmt;
 use std::ops::Range;

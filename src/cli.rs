@@ -35,6 +35,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use larder::backend::Backend;
 use larder::backend::local::LocalBackend;
+#[cfg(feature = "s3")]
+use larder::backend::object_store::{ObjectStoreBackend, ObjectStoreOptions, S3Url};
 use larder::crypto::key_slot::Password;
 use larder::format::lock::LockKind;
 use larder::repo::Repo;
@@ -53,15 +55,20 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, clap::Args)]
 struct Global {
-    /// Repository location (a directory).
+    /// Repository location: a directory, or `s3://bucket/prefix` (credentials and region
+    /// from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION).
     #[arg(
         long,
         short = 'r',
         env = "LARDER_REPOSITORY",
         global = true,
-        value_name = "PATH"
+        value_name = "PATH|URL"
     )]
     repo: Option<String>,
+    /// S3-compatible endpoint for `s3://` repositories (MinIO, another provider, a test
+    /// server); requests go path-style to it.
+    #[arg(long, env = "AWS_ENDPOINT_URL", global = true, value_name = "URL")]
+    s3_endpoint: Option<String>,
     /// Read the password from the first line of this file.
     #[arg(long, env = "LARDER_PASSWORD_FILE", global = true, value_name = "FILE")]
     password_file: Option<PathBuf>,
@@ -205,12 +212,32 @@ impl Ctx {
             })
     }
 
-    /// The backend for the repository location.
+    /// The backend for the repository location: `s3://bucket/prefix` or a local directory.
+    /// Sends no request; `LARDER_S3_RETRIES` overrides the retries of one S3 request.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
         let loc = self.location()?;
+        #[cfg(feature = "s3")]
+        if loc.starts_with("s3://") {
+            let url = S3Url::parse(loc).map_err(larder::Error::InvalidArgument)?;
+            let max_retries = match std::env::var("LARDER_S3_RETRIES") {
+                Ok(n) => n.trim().parse().map_err(|_| {
+                    larder::Error::InvalidArgument(format!(
+                        "LARDER_S3_RETRIES={n:?} is not a number of retries"
+                    ))
+                })?,
+                Err(_) => ObjectStoreOptions::default().max_retries,
+            };
+            let opts = ObjectStoreOptions {
+                endpoint: self.g.s3_endpoint.clone().filter(|e| !e.is_empty()),
+                max_retries,
+                ..ObjectStoreOptions::default()
+            };
+            let backend = ObjectStoreBackend::s3(url, opts).map_err(larder::Error::from)?;
+            return Ok(Arc::new(backend));
+        }
         if let Some((scheme, _)) = loc.split_once("://") {
             return Err(larder::Error::InvalidArgument(format!(
-                "repository `{loc}`: `{scheme}://` repositories are not supported by this build; give a local directory"
+                "repository `{loc}`: `{scheme}://` repositories are not supported; give a local directory or s3://bucket/prefix"
             ))
             .into());
         }

@@ -1,6 +1,9 @@
 //! `larder init`: create a repository.
 
+use std::sync::Arc;
+
 use anyhow::Result;
+use larder::backend::Backend;
 use larder::backend::local::LocalBackend;
 use larder::format::config::ChunkerParams;
 use larder::format::key_slot::KdfParams;
@@ -86,12 +89,18 @@ pub fn options(a: &Args) -> Result<InitOptions> {
 pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
     let opts = options(&a)?;
     let location = ctx.location()?.to_owned();
-    if location.contains("://") {
-        ctx.backend()?;
-    }
+    // An object store has no folders to make: its backend is the one every command opens.
+    let remote = if location.contains("://") {
+        Some(ctx.backend()?)
+    } else {
+        None
+    };
     let password = ctx.password(true)?;
-    let backend = LocalBackend::create(&location)?;
-    let id = repo::init(&backend, &password, &opts)?;
+    let backend: Arc<dyn Backend> = match remote {
+        Some(b) => b,
+        None => Arc::new(LocalBackend::create(&location)?),
+    };
+    let id = repo::init(backend.as_ref(), &password, &opts)?;
     if ctx.json() {
         output::json(&json!({
             "repository": location,
