@@ -82,23 +82,30 @@ impl<R: Read> Chunker<R> {
         }
     }
 
+    /// The length of the next chunk at the start of `rest` (all of it if shorter than the
+    /// minimum).
+    fn cut(&self, rest: &[u8]) -> usize {
+        let (_, len) = cut_gear(
+            rest,
+            self.min,
+            self.avg,
+            self.max,
+            self.masks[0],
+            self.masks[1],
+            self.masks[2],
+            self.masks[3],
+            self.gear.as_slice(),
+            self.gear_ls.as_slice(),
+        );
+        len
+    }
+
     /// Cuts `data`, a whole stream already in memory, into the same chunks a batch read of it
     /// would give; appends each chunk's range, shifted by `base`, to `out`.
     pub fn cut_whole(&self, data: &[u8], base: usize, out: &mut Vec<Range<usize>>) {
         let mut pos = 0;
         while pos < data.len() {
-            let (_, len) = cut_gear(
-                &data[pos..],
-                self.min,
-                self.avg,
-                self.max,
-                self.masks[0],
-                self.masks[1],
-                self.masks[2],
-                self.masks[3],
-                self.gear.as_slice(),
-                self.gear_ls.as_slice(),
-            );
+            let len = self.cut(&data[pos..]);
             out.push(base + pos..base + pos + len);
             pos += len;
         }
@@ -154,18 +161,7 @@ impl<R: Read> Chunker<R> {
             if !self.eof && rest.len() < self.max {
                 break;
             }
-            let (_, len) = cut_gear(
-                rest,
-                self.min,
-                self.avg,
-                self.max,
-                self.masks[0],
-                self.masks[1],
-                self.masks[2],
-                self.masks[3],
-                self.gear.as_slice(),
-                self.gear_ls.as_slice(),
-            );
+            let len = self.cut(rest);
             chunks.push(pos..pos + len);
             pos += len;
         }
