@@ -5,6 +5,7 @@
 //! read on the way out. Every object is immutable once put.
 
 pub mod conformance;
+pub mod counting;
 pub mod local;
 #[cfg(feature = "s3")]
 pub mod object_store;
@@ -109,6 +110,20 @@ pub struct ObjectInfo {
     pub size: u64,
 }
 
+/// What storage does with a create-only put under a key that is already taken: the answer
+/// of [`Backend::probe_conditional_writes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConditionalWrites {
+    /// It refuses the put, so an object once stored is never replaced and no two writers
+    /// can both believe they created the same lock.
+    Honoured,
+    /// It replaces the object (an S3-compatible server that ignores `If-None-Match`).
+    Ignored {
+        /// The server, for messages: its endpoint URL, or `AWS`.
+        server: String,
+    },
+}
+
 /// Why a backend operation failed. Every variant names the object.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -170,4 +185,12 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Starts an object to be written in pieces and named at the end (packs), so that a
     /// local repository never holds a whole pack in memory.
     fn stage(&self, prefix: Prefix) -> Result<Box<dyn StagedObject>, Error>;
+
+    /// Whether [`put`](Self::put) really is create-only on this storage, which locks rest
+    /// on. Storage that keeps it by construction (a local directory) answers without I/O,
+    /// the default; a remote server is asked by writing, rewriting and deleting a probe
+    /// object. A wrapper around another backend must forward this call.
+    fn probe_conditional_writes(&self) -> Result<ConditionalWrites, Error> {
+        Ok(ConditionalWrites::Honoured)
+    }
 }

@@ -34,6 +34,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use larder::backend::Backend;
+use larder::backend::counting::{CountingBackend, RequestCounts};
 use larder::backend::local::LocalBackend;
 #[cfg(feature = "s3")]
 use larder::backend::object_store::{ObjectStoreBackend, ObjectStoreOptions, S3Url};
@@ -93,6 +94,13 @@ struct Global {
     /// failing at once with exit 11.
     #[arg(long, env = "LARDER_LOCK_WAIT", global = true, value_name = "DURATION", value_parser = parse_duration)]
     lock_wait: Option<std::time::Duration>,
+}
+
+/// The requests this run sends to its repository (every backend the CLI makes counts into
+/// it); `--json` output reports them.
+pub fn requests() -> Arc<RequestCounts> {
+    static COUNTS: std::sync::OnceLock<Arc<RequestCounts>> = std::sync::OnceLock::new();
+    COUNTS.get_or_init(Default::default).clone()
 }
 
 /// Parses `90`, `90s`, `30m`, `2h`, `1d` (whole numbers).
@@ -215,6 +223,11 @@ impl Ctx {
     /// The backend for the repository location: `s3://bucket/prefix` or a local directory.
     /// Sends no request; `LARDER_S3_RETRIES` overrides the retries of one S3 request.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        let inner = self.raw_backend()?;
+        Ok(Arc::new(CountingBackend::new(inner, requests())))
+    }
+
+    fn raw_backend(&self) -> Result<Arc<dyn Backend>> {
         let loc = self.location()?;
         #[cfg(feature = "s3")]
         if loc.starts_with("s3://") {

@@ -1129,3 +1129,23 @@ fn error_line_states_its_cause_once() {
     let out = env.larder().arg("snapshots").output().expect("run larder");
     assert_cause_stated_once(&assert_failure(&out, 14, &["config"]));
 }
+
+/// `--json` reports what a run asked of the repository's storage; a deduplicated second
+/// snapshot writes only its lock and its snapshot object.
+#[test]
+fn json_reports_storage_requests() {
+    let env = Env::init();
+    let data = random_bytes(31, 1_000_000);
+    let first = env.snapshot("req", &data, &[]);
+    let r = &first["requests"];
+    assert!(
+        r["put"].as_u64().unwrap() >= 4,
+        "lock, pack, index, snapshot: {r}"
+    );
+    assert!(r["bytes_up"].as_u64().unwrap() >= 1_000_000, "{r}");
+    let second = env.snapshot("req", &data, &[]);
+    let r = &second["requests"];
+    assert_eq!(r["put"], 2, "lock and snapshot object only: {r}");
+    assert!(r["bytes_up"].as_u64().unwrap() < 4096, "{r}");
+    assert_eq!(r["delete"], 0, "{r}");
+}

@@ -1,8 +1,9 @@
 //! The object-store backend against a real S3-compatible server on 127.0.0.1 (moto, started
 //! per test by `common/s3.rs`): the backend conformance suite, multipart commits, prefixes
 //! that do not see each other, every command end to end through the real binary on an
-//! `s3://bucket/prefix` repository, and the one-line errors for a wrong bucket and an
-//! unreachable endpoint.
+//! `s3://bucket/prefix` repository, the conditional-write probe and `init`'s refusal of a
+//! server that ignores `If-None-Match` (moto behind a proxy that strips the header), and the
+//! one-line errors for a wrong bucket and an unreachable endpoint.
 //!
 //! Without moto these tests fail when `CI` is set and are skipped with a loud note otherwise.
 
@@ -25,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use fixture::{Fixture, assert_same_tree, under};
-use larder::backend::object_store::{ObjectStoreBackend, ObjectStoreOptions, S3Url};
-use larder::backend::{Backend, Error, ObjectKey, Prefix, conformance};
+use larder::backend::object_store::{ObjectStoreBackend, ObjectStoreOptions, PROBE_PREFIX, S3Url};
+use larder::backend::{Backend, ConditionalWrites, Error, ObjectKey, Prefix, conformance};
 use larder::id::PackId;
 use s3::S3Server;
 use serde_json::Value;
@@ -249,6 +250,208 @@ fn a_put_whose_answer_was_lost_is_read_back() {
     assert_eq!(b.get(&pack).unwrap(), b"pack bytes");
 }
 
+/// An HTTP/1.1 proxy to the server that drops every `If-None-Match` header from the requests
+/// it passes on: a server that ignores conditional writes, made from one that honours them.
+/// Requests are read whole (head, then a `Content-Length` body; the client sends one at a
+/// time on a connection) and rewritten; answers go back byte for byte. Its threads end with
+/// the test process.
+struct StrippingProxy {
+    port: u16,
+    stripped: Arc<AtomicUsize>,
+}
+
+impl StrippingProxy {
+    fn start(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stripped = Arc::new(AtomicUsize::new(0));
+        let n = stripped.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let n = n.clone();
+                std::thread::spawn(move || Self::relay(client, upstream, &n));
+            }
+        });
+        Self { port, stripped }
+    }
+
+    /// One connection: each request goes up without its `If-None-Match`; answers come
+    /// back untouched, on their own thread.
+    fn relay(client: TcpStream, upstream: u16, stripped: &AtomicUsize) {
+        let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+            return;
+        };
+        let (mut s_in, mut c_out) = (server.try_clone().unwrap(), client.try_clone().unwrap());
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut s_in, &mut c_out);
+            let _ = c_out.shutdown(Shutdown::Both);
+        });
+        let (mut c_in, mut s_out) = (client, server);
+        let mut pending = Vec::new();
+        while let Some((head, body)) = Self::next_request(&mut c_in, &mut pending) {
+            let mut kept = String::with_capacity(head.len());
+            for line in head.split_inclusive("\r\n") {
+                let name = line.split_once(':').map_or("", |(name, _)| name.trim());
+                if name.eq_ignore_ascii_case("if-none-match") {
+                    stripped.fetch_add(1, SeqCst);
+                } else {
+                    kept.push_str(line);
+                }
+            }
+            if s_out.write_all(kept.as_bytes()).is_err() || s_out.write_all(&body).is_err() {
+                break;
+            }
+        }
+        let _ = s_out.shutdown(Shutdown::Write);
+    }
+
+    /// The next request on the connection: its head (through the blank line) and its body;
+    /// `None` once the client closes. `pending` keeps what was read past the request.
+    fn next_request(c: &mut TcpStream, pending: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut fill = |pending: &mut Vec<u8>| -> Option<()> {
+            let n = c.read(&mut buf).ok().filter(|&n| n > 0)?;
+            pending.extend_from_slice(&buf[..n]);
+            Some(())
+        };
+        let head_len = loop {
+            if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            fill(pending)?;
+        };
+        let head = String::from_utf8(pending.drain(..head_len).collect()).unwrap();
+        let header = |want: &str| {
+            head.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.trim()
+                    .eq_ignore_ascii_case(want)
+                    .then(|| value.trim().to_owned())
+            })
+        };
+        assert!(
+            header("transfer-encoding").is_none(),
+            "the proxy reads Content-Length bodies only:\n{head}"
+        );
+        let len: usize = header("content-length").map_or(0, |v| v.parse().unwrap());
+        while pending.len() < len {
+            fill(pending)?;
+        }
+        let body = pending.drain(..len).collect();
+        Some((head, body))
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `If-None-Match` headers dropped so far.
+    fn stripped(&self) -> usize {
+        self.stripped.load(SeqCst)
+    }
+}
+
+#[test]
+fn conditional_writes_are_probed_and_the_probe_removed() {
+    let Some(server) = S3Server::start("conditional_writes_are_probed_and_the_probe_removed")
+    else {
+        return;
+    };
+    server.create_bucket("larder-probe");
+    let direct = backend(&server, "s3://larder-probe/r", None);
+    assert_eq!(
+        direct.probe_conditional_writes().unwrap(),
+        ConditionalWrites::Honoured,
+        "moto honours If-None-Match"
+    );
+    assert_eq!(server.keys("larder-probe"), Vec::<String>::new());
+
+    let proxy = StrippingProxy::start(server.port());
+    let stripped = backend_at(proxy.endpoint(), "s3://larder-probe/r", None);
+    assert_eq!(
+        stripped.probe_conditional_writes().unwrap(),
+        ConditionalWrites::Ignored {
+            server: proxy.endpoint()
+        }
+    );
+    assert_eq!(
+        proxy.stripped(),
+        2,
+        "both probe puts went through the proxy"
+    );
+    assert_eq!(
+        server.keys("larder-probe"),
+        Vec::<String>::new(),
+        "the probe is removed when the server fails it too"
+    );
+    // The probe is the only thing that tells: everything else works through the proxy.
+    let key = ObjectKey::from_raw("index/0001");
+    stripped.put(&key, b"segment").unwrap();
+    assert_eq!(direct.get(&key).unwrap(), b"segment");
+}
+
+#[test]
+fn init_refuses_a_server_that_ignores_conditional_writes() {
+    let Some(server) = S3Server::start("init_refuses_a_server_that_ignores_conditional_writes")
+    else {
+        return;
+    };
+    server.create_bucket("larder-conditional");
+    let mut init = vec!["init"];
+    init.extend(FAST_KDF);
+    let no_probe = |keys: &[String]| {
+        assert!(
+            keys.iter().all(|k| !k.contains(PROBE_PREFIX)),
+            "a probe object was left behind: {keys:?}"
+        );
+    };
+
+    // moto honours If-None-Match: init goes ahead and leaves only the repository.
+    let s = S3Env::new(&server, "s3://larder-conditional/honoured");
+    s.ok(&init);
+    let keys = server.keys("larder-conditional");
+    no_probe(&keys);
+    assert!(keys.contains(&"honoured/config".to_owned()), "{keys:?}");
+
+    // Behind the stripping proxy it does not: one line, exit 1, nothing written.
+    let proxy = StrippingProxy::start(server.port());
+    let s = S3Env::new(&server, "s3://larder-conditional/ignored").via(proxy.endpoint());
+    let err = assert_failure(&s.run(&init), 1, &[]);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "larder: error: the S3 server at {} does not honour conditional writes \
+             (If-None-Match); locks and create-only objects are not safe there; \
+             pass --unsafe-no-conditional-writes to init anyway",
+            proxy.endpoint()
+        )
+    );
+    assert_eq!(proxy.stripped(), 2);
+    assert_eq!(
+        server.keys("larder-conditional"),
+        keys,
+        "no config, no key slot, no probe under ignored/"
+    );
+
+    // Told to, it creates the repository anyway, with a warning, and the repository works.
+    let mut unsafe_init = init.clone();
+    unsafe_init.push("--unsafe-no-conditional-writes");
+    let out = s.run(&unsafe_init);
+    assert_success(&out, "init --unsafe-no-conditional-writes");
+    let warning = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warning.contains("larder: warning: the S3 server at")
+            && warning.contains("does not honour conditional writes"),
+        "{warning}"
+    );
+    let keys = server.keys("larder-conditional");
+    no_probe(&keys);
+    assert!(keys.contains(&"ignored/config".to_owned()), "{keys:?}");
+    let id = id_of(&s.snapshot("db", b"dump"));
+    assert_eq!(s.ok(&["restore", &id]), b"dump");
+}
+
 /// A temporary environment whose repository is `url` on `server`.
 struct S3Env {
     env: Env,
@@ -263,6 +466,16 @@ impl S3Env {
             url: url.to_owned(),
             aws: server.env(),
         }
+    }
+
+    /// The same, with requests sent to `endpoint` (a proxy in front of the server).
+    fn via(mut self, endpoint: String) -> Self {
+        for (k, v) in &mut self.aws {
+            if *k == "AWS_ENDPOINT_URL" {
+                *v = endpoint.clone();
+            }
+        }
+        self
     }
 
     /// `larder` on the S3 repository.

@@ -213,7 +213,10 @@ fn json_has_every_field() {
         k.sort();
         k
     };
-    assert_eq!(keys(&s), ["repository", "selected", "series", "snapshots"]);
+    assert_eq!(
+        keys(&s),
+        ["repository", "requests", "selected", "series", "snapshots"]
+    );
     assert_eq!(
         keys(&s["repository"]),
         [

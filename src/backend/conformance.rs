@@ -11,6 +11,14 @@ pub fn run(b: &dyn Backend) {
     let pack = ObjectKey::pack(&PackId([0xab; 32]));
     let index = ObjectKey::index(&IndexId([1; 32]));
 
+    // Every backend the suite runs on keeps create-only puts, and says so (a wrapper that
+    // forgot to forward the probe would answer for itself).
+    assert_eq!(
+        b.probe_conditional_writes().unwrap(),
+        super::ConditionalWrites::Honoured,
+        "create-only puts are honoured"
+    );
+
     assert!(
         b.list(Prefix::Index).unwrap().is_empty(),
         "fresh root lists nothing"

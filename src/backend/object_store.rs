@@ -14,6 +14,11 @@
 //! same name holds the same bytes, so that overwrite is harmless. (S3 itself takes
 //! `If-None-Match: *` on CompleteMultipartUpload; `object_store` 0.14 does not send it.)
 //!
+//! Not every S3-compatible server honours `If-None-Match: *`; one that ignores it replaces
+//! objects silently, and two hosts could then both believe they hold the exclusive lock.
+//! [`Backend::probe_conditional_writes`] asks the server once (`larder init` does, before it
+//! writes anything) by putting a probe object create-only twice.
+//!
 //! Retries: `object_store` retries reads, lists, deletes and upload parts ([`RetryConfig`]
 //! set here explicitly). A create-only PUT is retried by this file instead, so that a retry
 //! finding the key taken after an attempt that may have landed can read the object back and
@@ -33,7 +38,7 @@ use object_store::{
     BackoffConfig, ObjectStore, ObjectStoreExt, PutMode, PutPayload, RetryConfig, WriteMultipart,
 };
 
-use super::{Backend, Error, ObjectInfo, ObjectKey, Prefix, StagedObject};
+use super::{Backend, ConditionalWrites, Error, ObjectInfo, ObjectKey, Prefix, StagedObject};
 
 /// Staged objects up to this size are stored with one create-only PUT; larger ones with a
 /// multipart upload. Above the default pack size (16 MiB plus its last blob and header), so
@@ -51,6 +56,10 @@ const STAGE_BUFFER: usize = 1024 * 1024;
 
 /// Tokio worker threads: the backend only waits on the network, it computes nothing.
 const WORKER_THREADS: usize = 2;
+
+/// Name of the conditional-write probe object under the repository prefix, before its random
+/// hex suffix. Outside every listed folder, so no listing sees it while it exists.
+pub const PROBE_PREFIX: &str = ".larder-probe-";
 
 /// Default retries of one request (server errors, throttling, connection failures).
 pub const DEFAULT_MAX_RETRIES: usize = 5;
@@ -145,6 +154,8 @@ pub struct ObjectStoreBackend {
 /// What the backend and its staged objects share.
 struct Inner {
     url: S3Url,
+    /// The endpoint requests go to, or `AWS`, for messages.
+    server: String,
     prefix: Path,
     /// Everything but create-only puts: `object_store` retries these itself.
     store: AmazonS3,
@@ -199,6 +210,12 @@ impl ObjectStoreBackend {
                 .map_err(|e| open_err(format!("setting `{k}`: {e}")))?;
             builder = builder.with_config(key, v);
         }
+        // As `object_store` picks it: the S3-specific endpoint first.
+        let server = builder
+            .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+            .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint))
+            .filter(|e| !e.is_empty())
+            .unwrap_or_else(|| "AWS".to_owned());
         let strict = builder
             .clone()
             .with_retry(RetryConfig {
@@ -222,6 +239,7 @@ impl ObjectStoreBackend {
         Ok(Self {
             inner: Arc::new(Inner {
                 url,
+                server,
                 prefix,
                 store,
                 strict,
@@ -230,6 +248,27 @@ impl ObjectStoreBackend {
                 runtime,
             }),
         })
+    }
+
+    /// Two create-only puts of different bytes under `key`: the second must be refused and
+    /// must leave the first bytes in place.
+    fn probe_at(&self, key: &ObjectKey, first: &[u8]) -> Result<ConditionalWrites, Error> {
+        let ignored = || ConditionalWrites::Ignored {
+            server: self.inner.server.clone(),
+        };
+        self.put(key, first)?;
+        // Other bytes, so that `put_create`'s read-back after a lost answer cannot take a
+        // refused second put for its own.
+        match self.put(key, b"second put: must be refused") {
+            Ok(()) => return Ok(ignored()),
+            Err(Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        // A server that answers 412 but replaced the object anyway is no better.
+        if self.get(key)? != first {
+            return Ok(ignored());
+        }
+        Ok(ConditionalWrites::Honoured)
     }
 }
 
@@ -512,6 +551,18 @@ impl Backend for ObjectStoreBackend {
                 e => Err(e),
             },
         }
+    }
+
+    fn probe_conditional_writes(&self) -> Result<ConditionalWrites, Error> {
+        let mut nonce = [0u8; 16];
+        crate::crypto::random_fill(&mut nonce);
+        let key = ObjectKey::from_raw(format!("{PROBE_PREFIX}{}", hex::encode(nonce)));
+        let verdict = self.probe_at(&key, &nonce);
+        // Removed whatever the verdict; the probe's own error comes first.
+        let removed = self.delete(&key);
+        let verdict = verdict?;
+        removed?;
+        Ok(verdict)
     }
 
     fn stage(&self, _prefix: Prefix) -> Result<Box<dyn StagedObject>, Error> {

@@ -1,10 +1,14 @@
 //! `larder init`: create a repository.
+//!
+//! On an object store it first checks that the server keeps create-only puts (locks rest on
+//! them) and refuses one that does not, unless told otherwise; nothing of that is recorded in
+//! the repository.
 
 use std::sync::Arc;
 
 use anyhow::Result;
-use larder::backend::Backend;
 use larder::backend::local::LocalBackend;
+use larder::backend::{Backend, ConditionalWrites};
 use larder::format::config::ChunkerParams;
 use larder::format::key_slot::KdfParams;
 use larder::repo::{self, InitOptions};
@@ -39,6 +43,11 @@ pub struct Args {
     /// Argon2id lanes (default 2).
     #[arg(long, value_name = "N")]
     kdf_parallelism: Option<u32>,
+    /// Create the repository even on an S3 server that ignores conditional writes
+    /// (`If-None-Match`): there two hosts can both take the exclusive lock, and objects can
+    /// be replaced. The check still runs and warns; nothing is recorded in the repository.
+    #[arg(long)]
+    unsafe_no_conditional_writes: bool,
 }
 
 fn u32_size(v: Option<u64>, default: u32, what: &str) -> Result<u32> {
@@ -85,13 +94,34 @@ pub fn options(a: &Args) -> Result<InitOptions> {
     })
 }
 
+/// Refuses storage that does not keep create-only puts; with `unsafe_ok` it only warns.
+fn check_conditional_writes(b: &dyn Backend, unsafe_ok: bool) -> Result<()> {
+    let server = match b.probe_conditional_writes().map_err(larder::Error::from)? {
+        ConditionalWrites::Honoured => return Ok(()),
+        ConditionalWrites::Ignored { server } => server,
+    };
+    let problem = format!(
+        "the S3 server at {server} does not honour conditional writes (If-None-Match); \
+         locks and create-only objects are not safe there"
+    );
+    if !unsafe_ok {
+        anyhow::bail!("{problem}; pass --unsafe-no-conditional-writes to init anyway");
+    }
+    // Even with --quiet: the repository is being created unsafe on purpose, but visibly.
+    eprintln!("larder: warning: {problem}; creating the repository anyway");
+    Ok(())
+}
+
 /// Runs `init`.
 pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
     let opts = options(&a)?;
     let location = ctx.location()?.to_owned();
     // An object store has no folders to make: its backend is the one every command opens.
     let remote = if location.contains("://") {
-        Some(ctx.backend()?)
+        let b = ctx.backend()?;
+        // Before the password prompt and before anything is written.
+        check_conditional_writes(b.as_ref(), a.unsafe_no_conditional_writes)?;
+        Some(b)
     } else {
         None
     };

@@ -30,10 +30,30 @@ pub fn rate(n: u64, secs: f64) -> String {
     format!("{:.0} MB/s", n as f64 / 1e6 / secs)
 }
 
-/// Prints a JSON value on stdout.
+/// Prints a JSON value on stdout. An object gains `requests`: what this run asked of the
+/// repository's storage (PUT/GET/LIST/DELETE and bytes), unless it has that field already.
 pub fn json(v: &serde_json::Value) -> anyhow::Result<()> {
-    outln!("{}", serde_json::to_string_pretty(v)?)?;
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.entry("requests")
+            .or_insert(serde_json::to_value(super::requests().snapshot())?);
+    }
+    outln!("{}", serde_json::to_string_pretty(&v)?)?;
     Ok(())
+}
+
+/// One line: what this run asked of the repository's storage.
+pub fn requests_line() -> String {
+    let r = super::requests().snapshot();
+    format!(
+        "requests: {} PUT ({}), {} GET ({}), {} LIST, {} DELETE",
+        r.put,
+        bytes(r.bytes_up),
+        r.get,
+        bytes(r.bytes_down),
+        r.list,
+        r.delete
+    )
 }
 
 /// Counts bytes and, on a terminal, redraws one status line four times a second.

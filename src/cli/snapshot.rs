@@ -180,6 +180,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<u8> {
         show(ratio(s.bytes_read, s.raw_bytes_added)),
         show(ratio(r.write.raw_bytes, r.write.stored_bytes)),
     )?;
+    outln!("  {}", output::requests_line())?;
     if let Some(c) = &s.tree_counts {
         outln!(
             "  files: {} new, {} changed, {} unmodified; {} directories, {} other entries",

@@ -143,8 +143,30 @@ impl S3Server {
         assert_eq!(status, 200, "create bucket {name}: HTTP {status}");
     }
 
+    /// Every key in the bucket, sorted, as the server itself lists them (not through
+    /// larder): what a test wrote and what it left behind. One page (up to 1000 keys).
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        let (status, body) = self
+            .exchange("GET", &format!("/{bucket}?list-type=2"))
+            .unwrap_or_else(|e| panic!("list bucket {bucket}: {e}"));
+        assert_eq!(status, 200, "list bucket {bucket}: HTTP {status}: {body}");
+        let mut keys: Vec<String> = body
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|k| k.split_once("</Key>").map(|(k, _)| k.to_owned()))
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// One HTTP/1.1 request with an empty body; returns the status code.
     fn request(&self, method: &str, path: &str) -> Result<u16, String> {
+        self.exchange(method, path).map(|(status, _)| status)
+    }
+
+    /// One HTTP/1.1 request with an empty body on its own connection; the status code and
+    /// the rest of the answer (headers and body) as text.
+    fn exchange(&self, method: &str, path: &str) -> Result<(u16, String), String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(10)))
             .map_err(|e| e.to_string())?;
@@ -154,12 +176,14 @@ impl S3Server {
             self.port
         )
         .map_err(|e| e.to_string())?;
-        let mut head = [0u8; 12];
-        s.read_exact(&mut head).map_err(|e| e.to_string())?;
-        let line = String::from_utf8_lossy(&head);
-        line.get(9..12)
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).map_err(|e| e.to_string())?;
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let status = answer
+            .get(9..12)
             .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("not an HTTP answer: {line:?}"))
+            .ok_or_else(|| format!("not an HTTP answer: {:?}", answer.get(..40)))?;
+        Ok((status, answer))
     }
 
     /// The variables a `larder` process needs to reach this server: endpoint, region and
