@@ -40,9 +40,15 @@ fn plant(env: &Env, kind: LockKind, host: &str, pid: u32, age: Duration) {
     object::store_lock(repo.backend().as_ref(), repo.keys(), &body).expect("store a lock");
 }
 
+/// Lock objects (not the temporary files of a put in progress, which a killed process may
+/// leave behind).
 fn locks(env: &Env) -> usize {
     std::fs::read_dir(env.repo.join("locks"))
-        .map(|d| d.count())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| !e.file_name().to_string_lossy().starts_with(".tmp-"))
+                .count()
+        })
         .unwrap_or(0)
 }
 
