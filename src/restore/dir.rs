@@ -308,33 +308,23 @@ impl Writer<'_> {
             .map_err(io_err("cannot create a temporary file beside", dest))?;
         let (tmp_file, tmp_path) = tmp.into_parts();
         let target = dest.display().to_string();
+        let (repo, progress) = (self.repo, self.progress);
+        let write = |sink: &mut (dyn Write + Send)| {
+            crate::restore::restore_content(repo, content, e.size, sink, &target, progress)
+        };
         let stats = if e.sparse {
             let mut f = SparseFile {
                 file: tmp_file,
                 len: 0,
             };
-            let s = crate::restore::restore_content(
-                self.repo,
-                content,
-                e.size,
-                &mut f,
-                &target,
-                self.progress,
-            )?;
+            let s = write(&mut f)?;
             f.file
                 .set_len(f.len)
                 .map_err(io_err("cannot write", dest))?;
             s
         } else {
             let mut f = std::io::BufWriter::with_capacity(1 << 20, tmp_file);
-            let s = crate::restore::restore_content(
-                self.repo,
-                content,
-                e.size,
-                &mut f,
-                &target,
-                self.progress,
-            )?;
+            let s = write(&mut f)?;
             f.into_inner()
                 .map_err(|e| io_err("cannot write", dest)(e.into_error()))?;
             s
