@@ -124,6 +124,25 @@ pub enum ConditionalWrites {
     },
 }
 
+/// How a backend likes to be driven: what the writer and the restore pipeline tune to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoProfile {
+    /// Packs being committed at once while the next one is written (each a temporary file
+    /// and, on object storage, one request in flight).
+    pub uploads_in_flight: usize,
+    /// Largest single range read: adjacent blobs of one pack are read together up to this.
+    pub max_read_run: u64,
+}
+
+impl IoProfile {
+    /// A local disk: a second commit overlaps one fsync; a 1 MiB read costs about as much
+    /// as two 512 KiB ones.
+    pub const LOCAL: IoProfile = IoProfile {
+        uploads_in_flight: 2,
+        max_read_run: 1024 * 1024,
+    };
+}
+
 /// Why a backend operation failed. Every variant names the object.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -192,5 +211,11 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// object. A wrapper around another backend must forward this call.
     fn probe_conditional_writes(&self) -> Result<ConditionalWrites, Error> {
         Ok(ConditionalWrites::Honoured)
+    }
+
+    /// How this storage is best driven. A wrapper around another backend must forward this
+    /// call.
+    fn io_profile(&self) -> IoProfile {
+        IoProfile::LOCAL
     }
 }

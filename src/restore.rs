@@ -32,8 +32,6 @@ use crate::repo::{self, Repo};
 
 /// Chunks per batch handed from the walker to the loaders.
 const BATCH_CHUNKS: usize = 512;
-/// Largest single range read: adjacent blobs are read together up to this size.
-const MAX_RUN_BYTES: u64 = 1024 * 1024;
 
 /// What a restore wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
@@ -61,8 +59,9 @@ pub fn stream_root(snap: &Snapshot) -> Result<StreamRoot> {
 /// One chunk to load: where it is and how long the content list says it is.
 type Located = (BlobLocation, u64);
 
-/// Splits a batch into runs of adjacent blobs in one pack.
-fn runs(batch: &[Located]) -> Vec<&[Located]> {
+/// Splits a batch into runs of adjacent blobs in one pack, each at most `max_run` bytes
+/// (the backend's [`IoProfile`](crate::backend::IoProfile)) unless one blob is larger.
+fn runs(batch: &[Located], max_run: u64) -> Vec<&[Located]> {
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..=batch.len() {
@@ -70,7 +69,7 @@ fn runs(batch: &[Located]) -> Vec<&[Located]> {
             let (a, b) = (&batch[i - 1].0, &batch[i].0);
             a.pack != b.pack
                 || a.entry.range().end != b.entry.offset
-                || b.entry.range().end - batch[start].0.entry.offset > MAX_RUN_BYTES
+                || b.entry.range().end - batch[start].0.entry.offset > max_run
         };
         if split {
             out.push(&batch[start..i]);
@@ -185,7 +184,7 @@ pub fn restore_content(
         .map(|(at, c)| Ok((at.ok_or(Error::MissingBlob { blob: c.id })?, c.size)))
         .collect::<Result<Vec<Located>>>()?;
     let mut stats = RestoreStats::default();
-    for run in runs(&batch) {
+    for run in runs(&batch, repo.backend().io_profile().max_read_run) {
         for chunk in load_run(repo.backend().as_ref(), repo.keys(), run)? {
             sink.write_all(&chunk).map_err(|source| Error::SinkWrite {
                 target: target.to_owned(),
@@ -217,6 +216,7 @@ pub fn restore_list(
     let started = Instant::now();
     let backend = repo.backend().clone();
     let keys = repo.keys().clone();
+    let max_run = backend.io_profile().max_read_run;
     let walker_catalog = repo.open_catalog()?;
     let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<Located>>>(2);
     let mut stats = RestoreStats::default();
@@ -283,7 +283,7 @@ pub fn restore_list(
                 },
                 || {
                     next.map(|batch| {
-                        let parts: Vec<Vec<Vec<u8>>> = runs(&batch)
+                        let parts: Vec<Vec<Vec<u8>>> = runs(&batch, max_run)
                             .par_iter()
                             .map(|run| load_run(backend.as_ref(), &keys, run))
                             .collect::<Result<_>>()?;

@@ -107,6 +107,10 @@ impl Backend for CountingBackend {
         self.inner.probe_conditional_writes()
     }
 
+    fn io_profile(&self) -> super::IoProfile {
+        self.inner.io_profile()
+    }
+
     fn stage(&self, prefix: Prefix) -> Result<Box<dyn StagedObject>, Error> {
         Ok(Box::new(CountingStaged {
             inner: self.inner.stage(prefix)?,

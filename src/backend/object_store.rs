@@ -38,7 +38,9 @@ use object_store::{
     BackoffConfig, ObjectStore, ObjectStoreExt, PutMode, PutPayload, RetryConfig, WriteMultipart,
 };
 
-use super::{Backend, ConditionalWrites, Error, ObjectInfo, ObjectKey, Prefix, StagedObject};
+use super::{
+    Backend, ConditionalWrites, Error, IoProfile, ObjectInfo, ObjectKey, Prefix, StagedObject,
+};
 
 /// Staged objects up to this size are stored with one create-only PUT; larger ones with a
 /// multipart upload. Above the default pack size (16 MiB plus its last blob and header), so
@@ -50,6 +52,14 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 
 /// Parts of one multipart upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 2;
+
+/// Packs uploaded at once while the next is written: enough to hide a round trip behind
+/// sealing, few enough that a night's memory and temporary space stay small (each in-flight
+/// pack is a temporary file and, at commit, one pack in memory).
+pub const UPLOADS_IN_FLIGHT: usize = 4;
+
+/// Largest range read of adjacent blobs on restore and check.
+pub const MAX_READ_RUN: u64 = 8 * 1024 * 1024;
 
 /// Write buffer of a staged object's temporary file.
 const STAGE_BUFFER: usize = 1024 * 1024;
@@ -563,6 +573,15 @@ impl Backend for ObjectStoreBackend {
         let verdict = verdict?;
         removed?;
         Ok(verdict)
+    }
+
+    fn io_profile(&self) -> IoProfile {
+        // Every request costs a round trip and is billed: several packs go up at once while
+        // the next is sealed, and a restore reads up to half a default pack per GET.
+        IoProfile {
+            uploads_in_flight: UPLOADS_IN_FLIGHT,
+            max_read_run: MAX_READ_RUN,
+        }
     }
 
     fn stage(&self, _prefix: Prefix) -> Result<Box<dyn StagedObject>, Error> {

@@ -2,8 +2,10 @@
 //! (invariant 2).
 //!
 //! Sealed blobs go into a [`PackWriter`]; each closed pack is handed to an upload thread
-//! that stores it and, every [`INDEX_FLUSH_BLOBS`] blobs and at the end, stores an index
-//! segment naming the packs stored so far. Only once a segment is stored does the catalog
+//! that commits up to the backend's `uploads_in_flight` packs at once (while the next pack
+//! is being sealed) and, every [`INDEX_FLUSH_BLOBS`] blobs or [`INDEX_FLUSH_PACKS`] packs
+//! and at the end, stores an index segment naming the packs committed so far. A run killed
+//! midway thus leaves its data indexed up to the last segment, and the next run reuses it. Only once a segment is stored does the catalog
 //! learn its blobs, so a crash can never leave the catalog vouching for data that is not in
 //! the repository. Blobs written but not yet indexed are kept in a bounded in-memory set so
 //! that they are not stored twice.
@@ -28,6 +30,10 @@ use crate::pack::writer::{FinishedPack, PackWriter};
 
 /// Blobs per index segment before it is written mid-run (about 3.2 MiB of segment).
 pub const INDEX_FLUSH_BLOBS: usize = 64 * 1024;
+
+/// Packs per index segment before it is written mid-run (1 GiB of default packs): bounds
+/// what a killed run leaves unindexed, which the next run would store again.
+pub const INDEX_FLUSH_PACKS: usize = 64;
 
 enum Upload {
     Pack(FinishedPack),
@@ -79,17 +85,30 @@ impl std::fmt::Debug for RepoWriter<'_> {
 impl<'r> RepoWriter<'r> {
     /// A writer compressing at `zstd_level` (the repository default if `None`).
     pub fn new(repo: &'r mut Repo, zstd_level: Option<i32>) -> Self {
+        Self::with_flush_packs(repo, zstd_level, INDEX_FLUSH_PACKS)
+    }
+
+    /// [`RepoWriter::new`] storing an index segment every `flush_packs` packs (tests).
+    pub(crate) fn with_flush_packs(
+        repo: &'r mut Repo,
+        zstd_level: Option<i32>,
+        flush_packs: usize,
+    ) -> Self {
         let keys = repo.keys().clone();
         let backend = repo.backend().clone();
         let zstd_level = zstd_level.unwrap_or(repo.config().zstd_level);
         let pack_size = u64::from(repo.config().pack_size);
-        // A rendezvous channel: at most one pack being written and one being committed.
+        let in_flight = backend.io_profile().uploads_in_flight;
+        // A rendezvous channel: the pack being written waits for a free committer.
         let (to_upload, uploads) = bounded(0);
         let (indexed_tx, indexed) = unbounded();
         let k = keys.clone();
         let uploader = std::thread::Builder::new()
             .name("larder-upload".into())
-            .spawn(move || upload_loop(backend.as_ref(), &k, uploads, indexed_tx))
+            .spawn(move || {
+                let every = (INDEX_FLUSH_BLOBS, flush_packs);
+                upload_loop(backend.as_ref(), &k, in_flight, every, uploads, indexed_tx)
+            })
             .expect("spawning the upload thread");
         Self {
             repo,
@@ -238,54 +257,254 @@ fn commit_pack(staged: Box<dyn StagedObject>, id: &PackId) -> Result<()> {
     }
 }
 
-/// Stores packs as they come and an index segment every `INDEX_FLUSH_BLOBS` blobs and on
-/// `Flush`. Stops at the first error, after reporting it.
+/// Stores packs as they come, up to `in_flight` at once, and an index segment every
+/// `flush_blobs` blobs or `flush_packs` packs, and on `Flush`. A segment names only packs whose commit has
+/// returned (invariant 2), whatever order the commits finish in. Stops at the first error,
+/// after reporting it; commits already running finish (their packs stay unreferenced).
 fn upload_loop(
     b: &dyn Backend,
     keys: &Keys,
+    in_flight: usize,
+    (flush_blobs, flush_packs): (usize, usize),
     uploads: Receiver<Upload>,
     indexed: Sender<Result<Indexed>>,
 ) {
-    let mut acc: Vec<IndexedPack> = Vec::new();
-    let mut acc_blobs = 0usize;
-    let flush = |acc: &mut Vec<IndexedPack>| -> Result<()> {
-        if acc.is_empty() {
+    // A rendezvous: a pack is handed over only when a committer is free, so at most
+    // `in_flight` packs are committing and the writer waits rather than queueing more.
+    let (to_commit, commits) = bounded::<FinishedPack>(0);
+    let (committed_tx, committed) = unbounded::<Result<IndexedPack>>();
+    std::thread::scope(|s| {
+        for _ in 0..in_flight.max(1) {
+            let (commits, done) = (commits.clone(), committed_tx.clone());
+            std::thread::Builder::new()
+                .name("larder-commit".into())
+                .spawn_scoped(s, move || {
+                    for p in commits {
+                        let r = commit_pack(p.staged, &p.id).map(|()| IndexedPack {
+                            id: p.id,
+                            length: p.length,
+                            blobs: p.blobs,
+                        });
+                        if done.send(r).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .expect("spawning a commit thread");
+        }
+        drop(committed_tx);
+        let mut batcher = SegmentBatcher {
+            b,
+            keys,
+            indexed: &indexed,
+            acc: Vec::new(),
+            blobs: 0,
+            flush_blobs,
+            flush_packs,
+        };
+        let mut running = 0usize;
+        let r = (|| -> Result<()> {
+            for u in &uploads {
+                match u {
+                    Upload::Pack(p) => {
+                        while let Ok(done) = committed.try_recv() {
+                            running -= 1;
+                            batcher.committed(done?)?;
+                        }
+                        if to_commit.send(p).is_err() {
+                            return Err(Error::Internal("the commit threads stopped".into()));
+                        }
+                        running += 1;
+                    }
+                    Upload::Flush => {
+                        while running > 0 {
+                            let done = committed.recv().map_err(|_| {
+                                Error::Internal("the commit threads stopped".into())
+                            })?;
+                            running -= 1;
+                            batcher.committed(done?)?;
+                        }
+                        batcher.flush()?;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        // Lets the committers finish what they hold and end.
+        drop(to_commit);
+        if let Err(e) = r {
+            let _ = indexed.send(Err(e));
+        }
+    });
+}
+
+/// Collects committed packs and stores index segments naming them.
+struct SegmentBatcher<'a> {
+    b: &'a dyn Backend,
+    keys: &'a Keys,
+    indexed: &'a Sender<Result<Indexed>>,
+    acc: Vec<IndexedPack>,
+    blobs: usize,
+    flush_blobs: usize,
+    flush_packs: usize,
+}
+
+impl SegmentBatcher<'_> {
+    fn committed(&mut self, p: IndexedPack) -> Result<()> {
+        self.blobs += p.blobs.len();
+        self.acc.push(p);
+        if self.blobs >= self.flush_blobs || self.acc.len() >= self.flush_packs {
+            self.flush()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.blobs = 0;
+        if self.acc.is_empty() {
             return Ok(());
         }
         let seg = IndexSegment {
-            packs: std::mem::take(acc),
+            packs: std::mem::take(&mut self.acc),
         };
-        let segment = object::store_index_segment(b, keys, &seg)?;
-        let _ = indexed.send(Ok(Indexed {
+        let segment = object::store_index_segment(self.b, self.keys, &seg)?;
+        let _ = self.indexed.send(Ok(Indexed {
             segment,
             packs: seg.packs,
         }));
         Ok(())
-    };
-    for u in uploads {
-        let r = match u {
-            Upload::Pack(p) => commit_pack(p.staged, &p.id).and_then(|()| {
-                acc_blobs += p.blobs.len();
-                acc.push(IndexedPack {
-                    id: p.id,
-                    length: p.length,
-                    blobs: p.blobs,
-                });
-                if acc_blobs >= INDEX_FLUSH_BLOBS {
-                    acc_blobs = 0;
-                    flush(&mut acc)
-                } else {
-                    Ok(())
-                }
-            }),
-            Upload::Flush => {
-                acc_blobs = 0;
-                flush(&mut acc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalBackend;
+    use crate::backend::{ObjectInfo, Prefix};
+    use crate::crypto::key_slot::Password;
+    use crate::format::key_slot::KdfParams;
+    use crate::repo::InitOptions;
+    use std::ops::Range;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Mutex, OnceLock};
+    use std::time::Duration;
+
+    /// A local backend whose pack commits finish out of order (every third one is slow) and
+    /// which checks, at every index segment put, that each pack it names is already stored.
+    #[derive(Debug)]
+    struct Shuffled {
+        inner: Arc<LocalBackend>,
+        keys: OnceLock<Arc<Keys>>,
+        commits: Arc<AtomicUsize>,
+        unstored: Mutex<Vec<String>>,
+        segments: AtomicUsize,
+    }
+
+    #[derive(Debug)]
+    struct SlowStaged(Box<dyn StagedObject>, Arc<AtomicUsize>);
+
+    impl StagedObject for SlowStaged {
+        fn write(&mut self, data: &[u8]) -> Result<(), crate::backend::Error> {
+            self.0.write(data)
+        }
+        fn commit(self: Box<Self>, key: &ObjectKey) -> Result<(), crate::backend::Error> {
+            if self.1.fetch_add(1, Ordering::SeqCst) % 3 == 0 {
+                std::thread::sleep(Duration::from_millis(30));
             }
+            self.0.commit(key)
+        }
+    }
+
+    impl Backend for Shuffled {
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn put(&self, key: &ObjectKey, data: &[u8]) -> Result<(), crate::backend::Error> {
+            self.inner.put(key, data)?;
+            if key.as_str().starts_with("index/") {
+                self.segments.fetch_add(1, Ordering::SeqCst);
+                let keys = self.keys.get().expect("keys set before writing");
+                let id: IndexId = key.name().parse().expect("an index key names its id");
+                let seg = object::load_index_segment(self.inner.as_ref(), keys, &id)
+                    .expect("a segment just stored loads");
+                for p in seg.packs {
+                    let k = ObjectKey::pack(&p.id);
+                    if self.inner.get_range(&k, 0..0).is_err() {
+                        self.unstored.lock().unwrap().push(k.to_string());
+                    }
+                }
+            }
+            Ok(())
+        }
+        fn get(&self, key: &ObjectKey) -> Result<Vec<u8>, crate::backend::Error> {
+            self.inner.get(key)
+        }
+        fn get_range(
+            &self,
+            key: &ObjectKey,
+            range: Range<u64>,
+        ) -> Result<Vec<u8>, crate::backend::Error> {
+            self.inner.get_range(key, range)
+        }
+        fn list(&self, prefix: Prefix) -> Result<Vec<ObjectInfo>, crate::backend::Error> {
+            self.inner.list(prefix)
+        }
+        fn delete(&self, key: &ObjectKey) -> Result<(), crate::backend::Error> {
+            self.inner.delete(key)
+        }
+        fn stage(&self, prefix: Prefix) -> Result<Box<dyn StagedObject>, crate::backend::Error> {
+            Ok(Box::new(SlowStaged(
+                self.inner.stage(prefix)?,
+                self.commits.clone(),
+            )))
+        }
+        fn io_profile(&self) -> crate::backend::IoProfile {
+            crate::backend::IoProfile {
+                uploads_in_flight: 4,
+                ..crate::backend::IoProfile::LOCAL
+            }
+        }
+    }
+
+    #[test]
+    fn segments_name_only_committed_packs_when_commits_finish_out_of_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = Arc::new(LocalBackend::create(dir.path().join("repo")).unwrap());
+        let pw = Password::new(b"pw".to_vec());
+        let opts = InitOptions {
+            pack_size: 1 << 20,
+            kdf: KdfParams::FLOOR,
+            ..InitOptions::default()
         };
-        if let Err(e) = r {
-            let _ = indexed.send(Err(e));
-            return;
+        crate::repo::init(local.as_ref(), &pw, &opts).unwrap();
+        let b = Arc::new(Shuffled {
+            inner: local,
+            keys: OnceLock::new(),
+            commits: Arc::default(),
+            unstored: Mutex::default(),
+            segments: AtomicUsize::new(0),
+        });
+        let mut repo = Repo::open(b.clone(), &pw, &dir.path().join("cache")).unwrap();
+        b.keys.set(repo.keys().clone()).unwrap();
+        let mut w = RepoWriter::with_flush_packs(&mut repo, Some(1), 3);
+        let mut ids = Vec::new();
+        // Incompressible 400 KiB blobs: three to a 1 MiB pack, 16 packs.
+        for i in 0..48u64 {
+            let mut plain = vec![0u8; 400 << 10];
+            crate::crypto::random_fill(&mut plain);
+            plain[..8].copy_from_slice(&i.to_le_bytes());
+            ids.push(w.store_blob(BlobKind::Data, &plain).unwrap());
+        }
+        let stats = w.finish().unwrap();
+        assert_eq!(stats.blobs, ids.len() as u64);
+        assert_eq!(stats.packs, 16, "{stats:?}");
+        // Five mid-run segments of three packs and the last one.
+        assert_eq!(b.segments.load(Ordering::SeqCst), 6);
+        assert_eq!(*b.unstored.lock().unwrap(), Vec::<String>::new());
+        for id in &ids {
+            assert!(repo.catalog().contains(id).unwrap());
+            repo.load_blob(id, BlobKind::Data).unwrap();
         }
     }
 }
