@@ -133,22 +133,22 @@ impl<R: Read> Chunker<R> {
         data.clear();
         data.reserve(want);
         data.append(&mut self.carry);
-        while data.len() < want && !self.eof {
-            let start = data.len();
-            data.resize(want, 0);
-            match self.src.read(&mut data[start..]) {
-                Ok(0) => {
-                    data.truncate(start);
-                    self.eof = true;
-                }
+        // Zero-filled once per batch: resizing before every read would clear the rest of
+        // the buffer again after each short read (a pipe gives 64 KiB at a time).
+        let mut filled = data.len();
+        data.resize(want.max(filled), 0);
+        while filled < want && !self.eof {
+            match self.src.read(&mut data[filled..]) {
+                Ok(0) => self.eof = true,
                 Ok(n) => {
-                    data.truncate(start + n);
+                    filled += n;
                     self.bytes_read += n as u64;
                 }
-                Err(e) if e.kind() == ErrorKind::Interrupted => data.truncate(start),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
+        data.truncate(filled);
         if data.is_empty() {
             return Ok(None);
         }
