@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
+use object_store::ClientConfigKey;
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::client::HttpErrorKind;
 use object_store::path::Path;
@@ -60,6 +61,11 @@ pub const UPLOADS_IN_FLIGHT: usize = 4;
 
 /// Largest range read of adjacent blobs on restore and check.
 pub const MAX_READ_RUN: u64 = 8 * 1024 * 1024;
+
+/// Whole-request time limit of a pack upload (a PUT of up to [`MULTIPART_THRESHOLD`], or one
+/// part), unless `AWS_TIMEOUT` says otherwise: enough for four 16 MiB packs sharing a
+/// 1 Mbit/s uplink. Everything else keeps `object_store`'s 30 s.
+pub const PACK_PUT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Write buffer of a staged object's temporary file.
 const STAGE_BUFFER: usize = 1024 * 1024;
@@ -172,6 +178,12 @@ struct Inner {
     /// Create-only puts, with no retries of its own: `put_create` retries them, because
     /// it must know whether an earlier attempt may have landed.
     strict: AmazonS3,
+    /// `strict` for packs: the whole-request time limit is [`PACK_PUT_TIMEOUT`], not
+    /// `object_store`'s 30 s, which a 16 MiB pack would exceed below ~18 Mbit/s of uplink
+    /// with four uploads sharing it (unless the user set `AWS_TIMEOUT`).
+    bulk: AmazonS3,
+    /// `store` for the parts of multipart uploads, with the same longer limit.
+    parts: AmazonS3,
     retry: RetryConfig,
     multipart_threshold: u64,
     runtime: tokio::runtime::Runtime,
@@ -226,12 +238,34 @@ impl ObjectStoreBackend {
             .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint))
             .filter(|e| !e.is_empty())
             .unwrap_or_else(|| "AWS".to_owned());
+        let no_retries = RetryConfig {
+            max_retries: 0,
+            ..retry.clone()
+        };
         let strict = builder
             .clone()
-            .with_retry(RetryConfig {
-                max_retries: 0,
-                ..retry.clone()
-            })
+            .with_retry(no_retries.clone())
+            .build()
+            .map_err(|e| open_err(one_line(&e)))?;
+        let user_timeout = std::env::var_os("AWS_TIMEOUT").is_some()
+            || opts
+                .settings
+                .iter()
+                .any(|(k, _)| k == "timeout" || k == "aws_timeout");
+        let long = |b: AmazonS3Builder| {
+            if user_timeout {
+                b
+            } else {
+                b.with_config(
+                    AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
+                    format!("{}s", PACK_PUT_TIMEOUT.as_secs()),
+                )
+            }
+        };
+        let bulk = long(builder.clone().with_retry(no_retries))
+            .build()
+            .map_err(|e| open_err(one_line(&e)))?;
+        let parts = long(builder.clone())
             .build()
             .map_err(|e| open_err(one_line(&e)))?;
         let store = builder.build().map_err(|e| open_err(one_line(&e)))?;
@@ -253,6 +287,8 @@ impl ObjectStoreBackend {
                 prefix,
                 store,
                 strict,
+                bulk,
+                parts,
                 retry,
                 multipart_threshold: opts.multipart_threshold,
                 runtime,
@@ -346,17 +382,20 @@ impl Inner {
     /// every retry after such a failure that finds the key taken reads the object back: if
     /// it holds exactly `data`, it is this PUT that landed.
     fn put_create(&self, key: &str, data: PutPayload) -> Result<(), Error> {
+        self.put_create_with(&self.strict, key, data)
+    }
+
+    /// [`Inner::put_create`] through `store` (`strict`, or `bulk` for packs).
+    fn put_create_with(&self, store: &AmazonS3, key: &str, data: PutPayload) -> Result<(), Error> {
         let path = self.path(key);
         let mut maybe_landed = false;
         let mut backoff = self.retry.backoff.init_backoff;
         let start = Instant::now();
         let mut retries = 0;
         loop {
-            let put = self.runtime.block_on(self.strict.put_opts(
-                &path,
-                data.clone(),
-                PutMode::Create.into(),
-            ));
+            let put =
+                self.runtime
+                    .block_on(store.put_opts(&path, data.clone(), PutMode::Create.into()));
             let e = match put {
                 Ok(_) => return Ok(()),
                 Err(e @ object_store::Error::AlreadyExists { .. }) if maybe_landed => {
@@ -427,7 +466,7 @@ impl Inner {
         file.seek(SeekFrom::Start(0)).map_err(local)?;
         let upload = self
             .runtime
-            .block_on(self.store.put_multipart(&path))
+            .block_on(self.parts.put_multipart(&path))
             .map_err(|e| self.error("write", key, e))?;
         let uploaded = self.runtime.block_on(async {
             let mut w = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
@@ -640,7 +679,8 @@ impl StagedObject for StagedUpload {
         file.seek(SeekFrom::Start(0)).map_err(local)?;
         let mut data = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
         file.read_to_end(&mut data).map_err(local)?;
-        self.inner.put_create(k, PutPayload::from(data))
+        self.inner
+            .put_create_with(&self.inner.bulk, k, PutPayload::from(data))
     }
 }
 

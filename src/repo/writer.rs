@@ -12,6 +12,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
@@ -273,18 +274,32 @@ fn upload_loop(
     // `in_flight` packs are committing and the writer waits rather than queueing more.
     let (to_commit, commits) = bounded::<FinishedPack>(0);
     let (committed_tx, committed) = unbounded::<Result<IndexedPack>>();
+    // Set at the first failed commit: packs handed over after it are dropped, not
+    // uploaded, so a dead server costs one round of timeouts, not one per pack.
+    let failed = AtomicBool::new(false);
     std::thread::scope(|s| {
         for _ in 0..in_flight.max(1) {
-            let (commits, done) = (commits.clone(), committed_tx.clone());
+            let (commits, done, failed) = (commits.clone(), committed_tx.clone(), &failed);
             std::thread::Builder::new()
                 .name("larder-commit".into())
                 .spawn_scoped(s, move || {
                     for p in commits {
-                        let r = commit_pack(p.staged, &p.id).map(|()| IndexedPack {
-                            id: p.id,
-                            length: p.length,
-                            blobs: p.blobs,
-                        });
+                        let r = if failed.load(Ordering::SeqCst) {
+                            Err(Error::Internal(
+                                "pack not uploaded: an earlier upload failed".into(),
+                            ))
+                        } else {
+                            commit_pack(p.staged, &p.id).map(|()| IndexedPack {
+                                id: p.id,
+                                length: p.length,
+                                blobs: p.blobs,
+                            })
+                        };
+                        // Flagged before the error is sent, so the error the loop reports
+                        // first is the real one.
+                        if r.is_err() {
+                            failed.store(true, Ordering::SeqCst);
+                        }
                         if done.send(r).is_err() {
                             return;
                         }
@@ -386,7 +401,8 @@ mod tests {
     use crate::format::key_slot::KdfParams;
     use crate::repo::InitOptions;
     use std::ops::Range;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::path::Path;
+    use std::sync::atomic::AtomicUsize;
     use std::sync::{Mutex, OnceLock};
     use std::time::Duration;
 
@@ -399,18 +415,26 @@ mod tests {
         commits: Arc<AtomicUsize>,
         unstored: Mutex<Vec<String>>,
         segments: AtomicUsize,
+        fail_commits: bool,
     }
 
     #[derive(Debug)]
-    struct SlowStaged(Box<dyn StagedObject>, Arc<AtomicUsize>);
+    struct SlowStaged(Box<dyn StagedObject>, Arc<AtomicUsize>, bool);
 
     impl StagedObject for SlowStaged {
         fn write(&mut self, data: &[u8]) -> Result<(), crate::backend::Error> {
             self.0.write(data)
         }
         fn commit(self: Box<Self>, key: &ObjectKey) -> Result<(), crate::backend::Error> {
-            if self.1.fetch_add(1, Ordering::SeqCst) % 3 == 0 {
+            if self.1.fetch_add(1, Ordering::SeqCst) % 3 == 0 || self.2 {
                 std::thread::sleep(Duration::from_millis(30));
+            }
+            if self.2 {
+                return Err(crate::backend::Error::Io {
+                    op: "write",
+                    key: key.to_string(),
+                    source: std::io::Error::other("the server went away"),
+                });
             }
             self.0.commit(key)
         }
@@ -457,6 +481,7 @@ mod tests {
             Ok(Box::new(SlowStaged(
                 self.inner.stage(prefix)?,
                 self.commits.clone(),
+                self.fail_commits,
             )))
         }
         fn io_profile(&self) -> crate::backend::IoProfile {
@@ -467,10 +492,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn segments_name_only_committed_packs_when_commits_finish_out_of_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let local = Arc::new(LocalBackend::create(dir.path().join("repo")).unwrap());
+    fn shuffled(dir: &Path, fail_commits: bool) -> (Arc<Shuffled>, Repo) {
+        let local = Arc::new(LocalBackend::create(dir.join("repo")).unwrap());
         let pw = Password::new(b"pw".to_vec());
         let opts = InitOptions {
             pack_size: 1 << 20,
@@ -484,17 +507,29 @@ mod tests {
             commits: Arc::default(),
             unstored: Mutex::default(),
             segments: AtomicUsize::new(0),
+            fail_commits,
         });
-        let mut repo = Repo::open(b.clone(), &pw, &dir.path().join("cache")).unwrap();
+        let repo = Repo::open(b.clone(), &pw, &dir.join("cache")).unwrap();
         b.keys.set(repo.keys().clone()).unwrap();
+        (b, repo)
+    }
+
+    /// Incompressible 400 KiB blobs: three fill a 1 MiB pack.
+    fn blob(i: u64) -> Vec<u8> {
+        let mut plain = vec![0u8; 400 << 10];
+        crate::crypto::random_fill(&mut plain);
+        plain[..8].copy_from_slice(&i.to_le_bytes());
+        plain
+    }
+
+    #[test]
+    fn segments_name_only_committed_packs_when_commits_finish_out_of_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, mut repo) = shuffled(dir.path(), false);
         let mut w = RepoWriter::with_flush_packs(&mut repo, Some(1), 3);
         let mut ids = Vec::new();
-        // Incompressible 400 KiB blobs: three to a 1 MiB pack, 16 packs.
         for i in 0..48u64 {
-            let mut plain = vec![0u8; 400 << 10];
-            crate::crypto::random_fill(&mut plain);
-            plain[..8].copy_from_slice(&i.to_le_bytes());
-            ids.push(w.store_blob(BlobKind::Data, &plain).unwrap());
+            ids.push(w.store_blob(BlobKind::Data, &blob(i)).unwrap());
         }
         let stats = w.finish().unwrap();
         assert_eq!(stats.blobs, ids.len() as u64);
@@ -506,5 +541,28 @@ mod tests {
             assert!(repo.catalog().contains(id).unwrap());
             repo.load_blob(id, BlobKind::Data).unwrap();
         }
+    }
+
+    #[test]
+    fn after_a_failed_commit_no_further_pack_is_uploaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (b, mut repo) = shuffled(dir.path(), true);
+        let mut w = RepoWriter::new(&mut repo, Some(1));
+        let mut err = None;
+        for i in 0..60u64 {
+            if let Err(e) = w.store_blob(BlobKind::Data, &blob(i)) {
+                err = Some(e);
+                break;
+            }
+        }
+        let err = match err {
+            Some(e) => e,
+            None => w.finish().unwrap_err(),
+        };
+        assert!(err.to_string().contains("the server went away"), "{err}");
+        // The packs in flight when the first failed, and none after.
+        let tried = b.commits.load(Ordering::SeqCst);
+        assert!(tried <= 4, "{tried} commits tried");
+        assert_eq!(b.segments.load(Ordering::SeqCst), 0);
     }
 }

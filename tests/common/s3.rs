@@ -212,3 +212,135 @@ pub fn free_port() -> Result<u16, String> {
         .map(|a| a.port())
         .map_err(|e| format!("local address: {e}"))
 }
+
+impl S3Server {
+    /// Every request the server has answered so far, in order, as `METHOD PATH STATUS`
+    /// (`GET /bucket/key 200`), from its request log: a line is written when the answer
+    /// starts, so the list is complete once a client has its answer.
+    pub fn requests(&self) -> Vec<String> {
+        use std::os::unix::fs::FileExt;
+        // `read_at`: the server writes through the same open file, so the shared offset
+        // must not move.
+        let mut bytes = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = self
+                .log
+                .read_at(&mut buf, bytes.len() as u64)
+                .unwrap_or_else(|e| panic!("read the server's request log: {e}"));
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|l| {
+                // 127.0.0.1 - - [date] "GET /path HTTP/1.1" 200 -
+                let (_, quoted) = l.split_once('"')?;
+                let (request, after) = quoted.split_once('"')?;
+                let (method, target) = request.split_once(' ')?;
+                let (path, _version) = target.rsplit_once(' ')?;
+                let status = after.split_whitespace().next()?;
+                let _: u16 = status.parse().ok()?;
+                Some(format!("{method} {path} {status}"))
+            })
+            .collect()
+    }
+
+    /// Turns on moto's IAM authentication: from now on every request must be signed with
+    /// an access key of a user created by [`S3Server::create_iam_key`], and that user's
+    /// policies decide what it may do. The test helpers that send unsigned requests
+    /// (`create_bucket`, `keys`) stop working.
+    pub fn enforce_auth(&self) {
+        let (status, body) = self
+            .exchange_with(
+                "POST",
+                "/moto-api/reset-auth",
+                &[("Content-Type", "text/plain")],
+                b"0",
+            )
+            .unwrap_or_else(|e| panic!("enable moto's authentication: {e}"));
+        assert_eq!(
+            status, 200,
+            "enable moto's authentication: HTTP {status}: {body}"
+        );
+    }
+
+    /// Creates the IAM user `user` with one access key and, if `s3_allowed`, a policy that
+    /// allows every S3 action; returns the key's id and secret. Only before
+    /// [`S3Server::enforce_auth`] (the requests are not signed).
+    pub fn create_iam_key(&self, user: &str, s3_allowed: bool) -> (String, String) {
+        let iam = |form: &str| {
+            // moto picks the service from the credential scope; it checks no signature
+            // while authentication is off.
+            let auth = "AWS4-HMAC-SHA256 Credential=setup/20260101/us-east-1/iam/aws4_request, \
+                        SignedHeaders=host, Signature=0";
+            let (status, body) = self
+                .exchange_with(
+                    "POST",
+                    "/",
+                    &[
+                        ("Authorization", auth),
+                        ("Content-Type", "application/x-www-form-urlencoded"),
+                    ],
+                    format!("{form}&Version=2010-05-08").as_bytes(),
+                )
+                .unwrap_or_else(|e| panic!("IAM {form}: {e}"));
+            assert_eq!(status, 200, "IAM {form}: HTTP {status}: {body}");
+            body
+        };
+        iam(&format!("Action=CreateUser&UserName={user}"));
+        let created = iam(&format!("Action=CreateAccessKey&UserName={user}"));
+        let field = |name: &str| {
+            created
+                .split_once(&format!("<{name}>"))
+                .and_then(|(_, rest)| rest.split_once(&format!("</{name}>")))
+                .map(|(v, _)| v.to_owned())
+                .unwrap_or_else(|| panic!("no {name} in CreateAccessKey's answer: {created}"))
+        };
+        if s3_allowed {
+            // {"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}
+            let policy = "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect\
+                          %22%3A%22Allow%22%2C%22Action%22%3A%22s3%3A%2A%22%2C%22Resource%22%3A\
+                          %22%2A%22%7D%5D%7D";
+            iam(&format!(
+                "Action=PutUserPolicy&UserName={user}&PolicyName=s3&PolicyDocument={policy}"
+            ));
+        }
+        (field("AccessKeyId"), field("SecretAccessKey"))
+    }
+
+    /// One HTTP/1.1 request with `headers` and `body` on its own connection; the status
+    /// code and the rest of the answer as text.
+    fn exchange_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(u16, String), String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(|e| e.to_string())?;
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.port,
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
+        s.write_all(body).map_err(|e| e.to_string())?;
+        let mut answer = Vec::new();
+        s.read_to_end(&mut answer).map_err(|e| e.to_string())?;
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let status = answer
+            .get(9..12)
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| format!("not an HTTP answer: {:?}", answer.get(..40)))?;
+        Ok((status, answer))
+    }
+}
