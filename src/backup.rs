@@ -276,6 +276,7 @@ pub fn snapshot_stream(
         parent: None,
         tree_counts: None,
         damaged: None,
+        original: None,
     };
     commit(repo, opts, snapshot, write)
 }

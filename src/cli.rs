@@ -13,6 +13,7 @@ macro_rules! outln {
 
 pub mod cat;
 pub mod check;
+pub mod copy;
 pub mod exit;
 pub mod forget;
 pub mod init;
@@ -152,6 +153,9 @@ enum Command {
     /// Verify the repository: index, packs and every snapshot's blobs; with --read-data, the
     /// data itself. Damage is listed with the snapshots it affects; exit 14.
     Check(check::Args),
+    /// Copy snapshots the destination lacks from another repository (an offsite replica),
+    /// with the destination's keys; idempotent, and resumable after a kill.
+    Copy(copy::Args),
     /// Remove stale locks (left by killed processes); `--remove-all` removes every lock.
     Unlock(unlock::Args),
     /// Remove snapshots by a retention policy (restic's semantics); --prune to free space.
@@ -178,6 +182,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Key(c) => key::run(c, &ctx),
         Command::Cat(a) => cat::run(a, &ctx),
         Command::Check(a) => check::run(a, &ctx),
+        Command::Copy(a) => return copy::run(a, &ctx),
         Command::Unlock(a) => unlock::run(a, &ctx),
         Command::Forget(a) => forget::run(a, &ctx),
         Command::Prune(a) => prune::run(a, &ctx),
@@ -223,38 +228,27 @@ impl Ctx {
     /// The backend for the repository location: `s3://bucket/prefix` or a local directory.
     /// Sends no request; `LARDER_S3_RETRIES` overrides the retries of one S3 request.
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
-        let inner = self.raw_backend()?;
-        Ok(Arc::new(CountingBackend::new(inner, requests())))
+        let loc = self.location()?;
+        self.backend_at(loc, None, None)
     }
 
-    fn raw_backend(&self) -> Result<Arc<dyn Backend>> {
-        let loc = self.location()?;
-        #[cfg(feature = "s3")]
-        if loc.starts_with("s3://") {
-            let url = S3Url::parse(loc).map_err(larder::Error::InvalidArgument)?;
-            let max_retries = match std::env::var("LARDER_S3_RETRIES") {
-                Ok(n) => n.trim().parse().map_err(|_| {
-                    larder::Error::InvalidArgument(format!(
-                        "LARDER_S3_RETRIES={n:?} is not a number of retries"
-                    ))
-                })?,
-                Err(_) => ObjectStoreOptions::default().max_retries,
-            };
-            let opts = ObjectStoreOptions {
-                endpoint: self.g.s3_endpoint.clone().filter(|e| !e.is_empty()),
-                max_retries,
-                ..ObjectStoreOptions::default()
-            };
-            let backend = ObjectStoreBackend::s3(url, opts).map_err(larder::Error::from)?;
-            return Ok(Arc::new(backend));
+    /// The backend for `loc` (`s3_endpoint` overrides `--s3-endpoint`), counted into
+    /// [`requests`] and, if given, into `also`.
+    pub fn backend_at(
+        &self,
+        loc: &str,
+        s3_endpoint: Option<&str>,
+        also: Option<Arc<RequestCounts>>,
+    ) -> Result<Arc<dyn Backend>> {
+        let endpoint = s3_endpoint.or(self.g.s3_endpoint.as_deref());
+        let mut b: Arc<dyn Backend> = Arc::new(CountingBackend::new(
+            raw_backend(loc, endpoint)?,
+            requests(),
+        ));
+        if let Some(counts) = also {
+            b = Arc::new(CountingBackend::new(b, counts));
         }
-        if let Some((scheme, _)) = loc.split_once("://") {
-            return Err(larder::Error::InvalidArgument(format!(
-                "repository `{loc}`: `{scheme}://` repositories are not supported; give a local directory or s3://bucket/prefix"
-            ))
-            .into());
-        }
-        Ok(Arc::new(LocalBackend::open(loc)))
+        Ok(b)
     }
 
     /// The cache directory for catalogs.
@@ -270,47 +264,22 @@ impl Ctx {
     /// The password, from (in order) `--password-file`, `--password-command`,
     /// `LARDER_PASSWORD`, or a prompt on a terminal.
     pub fn password(&self, confirm: bool) -> Result<Password> {
-        if let Some(f) = &self.g.password_file {
-            let s = std::fs::read(f).map_err(|e| {
-                larder::Error::PasswordSource(format!("password file {}: {e}", f.display()))
-            })?;
-            return non_empty(first_line(s));
+        let src = PasswordSource {
+            file: self.g.password_file.as_deref(),
+            command: self.g.password_command.as_deref(),
+            env: "LARDER_PASSWORD",
+            prompt: "enter repository password: ",
+        };
+        match src.read()? {
+            Some(p) => Ok(p),
+            None => prompt(src.prompt, confirm),
         }
-        if let Some(cmd) = &self.g.password_command {
-            let out = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(cmd)
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .map_err(|e| {
-                    larder::Error::PasswordSource(format!("password command `{cmd}`: {e}"))
-                })?;
-            if !out.status.success() {
-                return Err(larder::Error::PasswordSource(format!(
-                    "password command `{cmd}` {}",
-                    larder::backup::source::describe(out.status)
-                ))
-                .into());
-            }
-            return non_empty(first_line(out.stdout));
-        }
-        if let Ok(p) = std::env::var("LARDER_PASSWORD") {
-            return non_empty(p.into_bytes());
-        }
-        prompt("enter repository password: ", confirm)
     }
 
     /// Opens the repository and syncs its catalog.
     pub fn open_repo(&self) -> Result<Repo> {
         let repo = self.open_repo_unwarned()?;
-        let bad = &repo.sync_stats().unreadable;
-        if let Some(first) = bad.first() {
-            return Err(larder::Error::UnreadableObjects {
-                count: bad.len(),
-                first: first.clone(),
-            }
-            .into());
-        }
+        refuse_unreadable(&repo)?;
         Ok(repo)
     }
 
@@ -322,6 +291,14 @@ impl Ctx {
         let password = self.password(false)?;
         let cache = self.cache_dir()?;
         Ok(Repo::open(backend, &password, &cache)?)
+    }
+
+    /// Opens the repository in `backend` with `password`, refusing one with unreadable
+    /// index segments or snapshots as [`Ctx::open_repo`] does.
+    pub fn open_repo_with(&self, backend: Arc<dyn Backend>, password: &Password) -> Result<Repo> {
+        let repo = Repo::open(backend, password, &self.cache_dir()?)?;
+        refuse_unreadable(&repo)?;
+        Ok(repo)
     }
 
     /// Takes a lock on `repo` for `command`, waiting as long as `--lock-wait` says; stale
@@ -341,6 +318,98 @@ impl Ctx {
             self.g.lock_wait.unwrap_or_default(),
             &mut note,
         )?)
+    }
+}
+
+/// Fails if opening `repo` left index segments or snapshots out of its catalog.
+fn refuse_unreadable(repo: &Repo) -> Result<()> {
+    let bad = &repo.sync_stats().unreadable;
+    if let Some(first) = bad.first() {
+        return Err(larder::Error::UnreadableObjects {
+            count: bad.len(),
+            first: first.clone(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// The storage under `loc`, uncounted: `s3://bucket/prefix` or a local directory.
+fn raw_backend(loc: &str, s3_endpoint: Option<&str>) -> Result<Arc<dyn Backend>> {
+    #[cfg(feature = "s3")]
+    if loc.starts_with("s3://") {
+        let url = S3Url::parse(loc).map_err(larder::Error::InvalidArgument)?;
+        let max_retries = match std::env::var("LARDER_S3_RETRIES") {
+            Ok(n) => n.trim().parse().map_err(|_| {
+                larder::Error::InvalidArgument(format!(
+                    "LARDER_S3_RETRIES={n:?} is not a number of retries"
+                ))
+            })?,
+            Err(_) => ObjectStoreOptions::default().max_retries,
+        };
+        let opts = ObjectStoreOptions {
+            endpoint: s3_endpoint.filter(|e| !e.is_empty()).map(str::to_owned),
+            max_retries,
+            ..ObjectStoreOptions::default()
+        };
+        let backend = ObjectStoreBackend::s3(url, opts).map_err(larder::Error::from)?;
+        return Ok(Arc::new(backend));
+    }
+    #[cfg(not(feature = "s3"))]
+    let _ = s3_endpoint;
+    if let Some((scheme, _)) = loc.split_once("://") {
+        return Err(larder::Error::InvalidArgument(format!(
+            "repository `{loc}`: `{scheme}://` repositories are not supported; give a local directory or s3://bucket/prefix"
+        ))
+        .into());
+    }
+    Ok(Arc::new(LocalBackend::open(loc)))
+}
+
+/// Where a password comes from, in this order: a file, a command, an environment variable;
+/// `read` answers `None` when none of them is set.
+pub struct PasswordSource<'a> {
+    /// Read the first line of this file.
+    pub file: Option<&'a std::path::Path>,
+    /// Run this shell command and take the first line of its output.
+    pub command: Option<&'a str>,
+    /// The variable holding the password itself.
+    pub env: &'static str,
+    /// What to ask on a terminal.
+    pub prompt: &'static str,
+}
+
+impl PasswordSource<'_> {
+    /// The password, if one of the sources is set.
+    pub fn read(&self) -> Result<Option<Password>> {
+        if let Some(f) = self.file {
+            let s = std::fs::read(f).map_err(|e| {
+                larder::Error::PasswordSource(format!("password file {}: {e}", f.display()))
+            })?;
+            return non_empty(first_line(s)).map(Some);
+        }
+        if let Some(cmd) = self.command {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(cmd)
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| {
+                    larder::Error::PasswordSource(format!("password command `{cmd}`: {e}"))
+                })?;
+            if !out.status.success() {
+                return Err(larder::Error::PasswordSource(format!(
+                    "password command `{cmd}` {}",
+                    larder::backup::source::describe(out.status)
+                ))
+                .into());
+            }
+            return non_empty(first_line(out.stdout)).map(Some);
+        }
+        if let Ok(p) = std::env::var(self.env) {
+            return non_empty(p.into_bytes()).map(Some);
+        }
+        Ok(None)
     }
 }
 

@@ -69,6 +69,81 @@ pub fn random_fill(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the OS random source must be available");
 }
 
+/// The two secrets that decide blob ids and chunk boundaries: the blob id key and the
+/// chunker key (`format-spec/crypto.md`). Derived from the master key unless the config
+/// carries its own (a repository made with `init --copy-chunker-params`, which shares them
+/// with another so that `copy` can move blobs between the two without cutting them again).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ChunkIdentity {
+    blob_id_key: Zeroizing<[u8; 32]>,
+    chunker_key: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for ChunkIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ChunkIdentity(..)")
+    }
+}
+
+impl ChunkIdentity {
+    /// The identity every repository without its own derives from its master key.
+    pub fn from_master(master: &MasterKey) -> Self {
+        Self {
+            blob_id_key: Zeroizing::new(blake3::derive_key(CONTEXT_BLOB_ID, master.expose())),
+            chunker_key: Zeroizing::new(blake3::derive_key(CONTEXT_CHUNKER, master.expose())),
+        }
+    }
+
+    /// An identity from its two keys (test vectors).
+    pub fn from_keys(blob_id_key: [u8; 32], chunker_key: [u8; 32]) -> Self {
+        Self {
+            blob_id_key: Zeroizing::new(blob_id_key),
+            chunker_key: Zeroizing::new(chunker_key),
+        }
+    }
+}
+
+/// In the config: `{"blob_id_key": hex, "chunker_key": hex}`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChunkIdentityHex {
+    blob_id_key: String,
+    chunker_key: String,
+}
+
+impl Drop for ChunkIdentityHex {
+    fn drop(&mut self) {
+        self.blob_id_key.zeroize();
+        self.chunker_key.zeroize();
+    }
+}
+
+impl serde::Serialize for ChunkIdentity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ChunkIdentityHex {
+            blob_id_key: hex::encode(*self.blob_id_key),
+            chunker_key: hex::encode(*self.chunker_key),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ChunkIdentity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let h = ChunkIdentityHex::deserialize(d)?;
+        let key = |s: &str| {
+            let mut k = Zeroizing::new([0u8; 32]);
+            hex::decode_to_slice(s, k.as_mut())
+                .map_err(|_| serde::de::Error::custom("a chunk identity key is 64 hex digits"))?;
+            Ok(k)
+        };
+        Ok(Self {
+            blob_id_key: key(&h.blob_id_key)?,
+            chunker_key: key(&h.chunker_key)?,
+        })
+    }
+}
+
 /// All keys of an open repository.
 pub struct Keys {
     repo: RepoId,
@@ -79,6 +154,7 @@ pub struct Keys {
     /// is 2-3x faster on the chunk sizes larder uses.
     id_keys: [Zeroizing<[u8; 32]>; 4],
     gear: Box<[u64; 256]>,
+    identity: ChunkIdentity,
 }
 
 impl std::fmt::Debug for Keys {
@@ -96,10 +172,17 @@ impl Drop for Keys {
 impl Keys {
     /// Derives every subkey from the master key.
     pub fn derive(repo: RepoId, master: MasterKey) -> Self {
+        let identity = ChunkIdentity::from_master(&master);
+        Self::derive_with(repo, master, identity)
+    }
+
+    /// Derives the encryption key from the master key and takes blob ids and the gear table
+    /// from `identity` (a config's own, or [`ChunkIdentity::from_master`]).
+    pub fn derive_with(repo: RepoId, master: MasterKey, identity: ChunkIdentity) -> Self {
         let enc = Zeroizing::new(blake3::derive_key(CONTEXT_ENCRYPTION, master.expose()));
-        let id_key = Zeroizing::new(blake3::derive_key(CONTEXT_BLOB_ID, master.expose()));
+        let id_key = &identity.blob_id_key;
         let kind_key = |kind: u8| {
-            Zeroizing::new(*blake3::keyed_hash(&id_key, &[b'k', b'i', b'n', b'd', kind]).as_bytes())
+            Zeroizing::new(*blake3::keyed_hash(id_key, &[b'k', b'i', b'n', b'd', kind]).as_bytes())
         };
         let id_keys = [
             kind_key(0),
@@ -107,12 +190,12 @@ impl Keys {
             kind_key(BlobKind::ContentList.code()),
             kind_key(BlobKind::Tree.code()),
         ];
-        let chunk_key = Zeroizing::new(blake3::derive_key(CONTEXT_CHUNKER, master.expose()));
+        let chunk_key = &identity.chunker_key;
         let aead = XChaCha20Poly1305::new(&(*enc).into());
         // 256 u64 little-endian words from the keyed XOF: the full table is secret, not a
         // 64-bit XOR of a public one (`format-spec/chunker.md`).
         let mut raw = Zeroizing::new([0u8; 256 * 8]);
-        blake3::Hasher::new_keyed(&chunk_key)
+        blake3::Hasher::new_keyed(chunk_key)
             .update(b"gear table")
             .finalize_xof()
             .fill(raw.as_mut());
@@ -128,7 +211,13 @@ impl Keys {
             aead,
             id_keys,
             gear,
+            identity,
         }
+    }
+
+    /// The secrets blob ids and chunk boundaries come from.
+    pub fn identity(&self) -> &ChunkIdentity {
+        &self.identity
     }
 
     /// The repository these keys belong to.

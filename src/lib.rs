@@ -6,7 +6,7 @@
 //! ```text
 //! backup:  source (stdin | command | files) -> chunker (FastCDC, keyed gear) -> id (keyed BLAKE3)
 //!          -> dedup lookup (catalog) -> compress (zstd) -> encrypt (XChaCha20-Poly1305)
-//!          -> pack writer -> backend (disk) -> index segment -> snapshot object
+//!          -> pack writer -> backend (disk | object store) -> index segment -> snapshot object
 //! restore: snapshot -> (tree ->) content list -> catalog lookup -> pack range reads -> decrypt
 //!          -> decompress -> verify id -> sink (stdout | file | directory)
 //! ```
@@ -16,6 +16,7 @@
 //! | [`backup`] | the backup pipeline and its sources (stdin, command, directories) |
 //! | [`restore`] | the restore pipeline and its sinks (stdout, file, directory) |
 //! | [`diff`] | what changed between two directory snapshots |
+//! | [`copy`] | snapshots from one repository into another (offsite replicas), missing ones only |
 //! | [`check`] | verifies structure and, on request, data; names damage and the snapshots it affects |
 //! | [`chunker`] | FastCDC with a keyed gear table |
 //! | [`crypto`] | master key, subkeys, key slots, seal/unseal |
@@ -23,7 +24,7 @@
 //! | [`blob`] | seal-and-verify, open-and-verify of one blob |
 //! | [`pack`] | building packs and reading their headers |
 //! | [`content_list`] | a stream's list of chunks, stored as a tree of blobs |
-//! | [`backend`] | object storage: the trait and the local directory |
+//! | [`backend`] | object storage: the trait, the local directory and S3 (`object_store`) |
 //! | [`catalog`] | the SQLite cache of index segments and snapshots |
 //! | [`repo`] | init, open, key slots, the repo writer |
 //! | [`snapshot`] | choosing snapshots |
@@ -42,6 +43,7 @@ pub mod check;
 pub mod chunker;
 pub mod compress;
 pub mod content_list;
+pub mod copy;
 pub mod crypto;
 pub mod diff;
 pub mod error;

@@ -17,7 +17,7 @@ use crate::blob;
 use crate::catalog::sync::SyncStats;
 use crate::catalog::{BlobLocation, Catalog, sync};
 use crate::crypto::key_slot::{self, Password};
-use crate::crypto::{Keys, MasterKey};
+use crate::crypto::{ChunkIdentity, Keys, MasterKey};
 use crate::error::{Error, Result};
 use crate::format::config::{ChunkerAlgorithm, ChunkerParams, Config};
 use crate::format::key_slot::{KdfParams, KeySlot};
@@ -52,6 +52,9 @@ pub struct InitOptions {
     pub kdf: KdfParams,
     /// Host recorded in the first key slot.
     pub host: String,
+    /// Blob id and chunker keys shared with another repository (`--copy-chunker-params`),
+    /// stored in the config; `None` derives them from the new master key.
+    pub chunk_identity: Option<ChunkIdentity>,
 }
 
 impl Default for InitOptions {
@@ -62,6 +65,7 @@ impl Default for InitOptions {
             zstd_level: DEFAULT_ZSTD_LEVEL,
             kdf: key_slot::DEFAULT_KDF,
             host: crate::snapshot::default_host(),
+            chunk_identity: None,
         }
     }
 }
@@ -90,13 +94,18 @@ pub fn init(b: &dyn Backend, password: &Password, opts: &InitOptions) -> Result<
         chunker: opts.chunker,
         pack_size: opts.pack_size,
         zstd_level: opts.zstd_level,
+        chunk_identity: opts.chunk_identity.clone(),
     };
     // Check the body as a reader would before anything is written.
     Config::decode_body(&config.encode_body(), &repo_id)
         .map_err(|e| Error::InvalidArgument(format!("invalid repository settings: {e}")))?;
     let master = MasterKey::generate();
     let slot = key_slot::wrap(repo_id, &master, password, opts.kdf, &opts.host)?;
-    let keys = Keys::derive(repo_id, master);
+    let identity = opts
+        .chunk_identity
+        .clone()
+        .unwrap_or_else(|| ChunkIdentity::from_master(&master));
+    let keys = Keys::derive_with(repo_id, master, identity);
     store_key_slot(b, &slot)?;
     let sealed = keys.seal_object(ObjectKind::Config, &config.encode_body());
     b.put(
@@ -193,6 +202,10 @@ impl Repo {
             })?;
         let config =
             Config::decode_body(&body, &repo_id).map_err(|e| Error::corrupt("config", e))?;
+        let keys = match &config.chunk_identity {
+            Some(identity) => Keys::derive_with(repo_id, keys.master().clone(), identity.clone()),
+            None => keys,
+        };
         let catalog_path = cache_dir.join(repo_id.to_hex()).join("catalog.sqlite");
         let mut catalog = Catalog::open(&catalog_path, &repo_id)?;
         let sync_stats = sync::sync(&mut catalog, b.as_ref(), &keys)?;

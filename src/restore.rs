@@ -25,13 +25,15 @@ use crate::content_list::{self, ContentListReader, StreamRoot};
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::format::BlobKind;
+use crate::format::content_list::ListEntry;
 use crate::format::snapshot::{Root, Snapshot};
 use crate::format::tree::Content;
+use crate::id::BlobId;
 use crate::progress::Progress;
 use crate::repo::{self, Repo};
 
 /// Chunks per batch handed from the walker to the loaders.
-const BATCH_CHUNKS: usize = 512;
+pub(crate) const BATCH_CHUNKS: usize = 512;
 
 /// What a restore wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
@@ -313,6 +315,197 @@ pub fn restore_list(
     }
     stats.duration = started.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// Reads verified chunks of stored content, with its own catalog connection so that it can
+/// run on a thread of its own (`copy` feeds another repository's chunker from it).
+pub(crate) struct ChunkSource {
+    catalog: crate::catalog::Catalog,
+    backend: std::sync::Arc<dyn Backend>,
+    keys: std::sync::Arc<Keys>,
+    max_run: u64,
+}
+
+impl ChunkSource {
+    /// A source reading from `repo`.
+    pub(crate) fn new(repo: &Repo) -> Result<Self> {
+        Ok(Self {
+            catalog: repo.open_catalog()?,
+            backend: repo.backend().clone(),
+            keys: repo.keys().clone(),
+            max_run: repo.backend().io_profile().max_read_run,
+        })
+    }
+
+    /// The plaintext of data chunks, verified, in order: adjacent blobs read together and
+    /// opened in parallel.
+    pub(crate) fn load(&self, entries: &[ListEntry]) -> Result<Vec<Vec<u8>>> {
+        let ids: Vec<_> = entries.iter().map(|e| e.id).collect();
+        let batch = self
+            .catalog
+            .locate_many(&ids)?
+            .into_iter()
+            .zip(entries)
+            .map(|(at, e)| Ok((at.ok_or(Error::MissingBlob { blob: e.id })?, e.size)))
+            .collect::<Result<Vec<Located>>>()?;
+        let (backend, keys) = (self.backend.as_ref(), self.keys.as_ref());
+        let parts: Vec<Vec<Vec<u8>>> = runs(&batch, self.max_run)
+            .par_iter()
+            .map(|run| load_run(backend, keys, run))
+            .collect::<Result<_>>()?;
+        Ok(parts.into_iter().flatten().collect())
+    }
+
+    /// A verified blob of another kind (content list or tree).
+    pub(crate) fn load_blob(&self, id: &BlobId, kind: BlobKind) -> Result<Vec<u8>> {
+        repo::load_blob(&self.catalog, self.backend.as_ref(), &self.keys, id, kind)
+    }
+
+    /// Every data chunk of a content, in order and in batches, as list entries; `f` returns
+    /// `false` to stop early.
+    pub(crate) fn each_entries(
+        &self,
+        content: &Content,
+        size: u64,
+        f: &mut dyn FnMut(Vec<ListEntry>) -> Result<bool>,
+    ) -> Result<()> {
+        let root = match content {
+            Content::Inline(chunks) => {
+                if chunks.iter().map(|c| c.size).sum::<u64>() != size {
+                    return Err(Error::corrupt(
+                        "a file's inline chunk list".to_owned(),
+                        crate::format::DecodeError::Invalid("sizes differ from the entry's"),
+                    ));
+                }
+                f(chunks.clone())?;
+                return Ok(());
+            }
+            Content::List(root) => StreamRoot {
+                content_list: *root,
+                size,
+            },
+        };
+        let mut list = ContentListReader::new(root, |id| self.load_blob(id, content_list::KIND))?;
+        let mut entries = Vec::with_capacity(BATCH_CHUNKS);
+        loop {
+            let next = list.next_chunk()?;
+            let end = next.is_none();
+            entries.extend(next);
+            let full = entries.len() >= BATCH_CHUNKS || (end && !entries.is_empty());
+            if full && !f(std::mem::take(&mut entries))? {
+                return Ok(());
+            }
+            if end {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Why a [`ContentReader`] ended its stream early, kept for whoever consumed it.
+#[derive(Clone, Default)]
+pub(crate) struct ReadFailure(std::sync::Arc<std::sync::Mutex<Option<Error>>>);
+
+impl ReadFailure {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Error>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The error, if the stream failed (once).
+    pub(crate) fn take(&self) -> Option<Error> {
+        self.slot().take()
+    }
+}
+
+/// Stored content as a byte stream (`Read`), every chunk verified: a thread of its own
+/// loads batches one ahead (not on rayon's workers, so a consumer that needs them cannot
+/// starve it). A failure ends the stream with an I/O error; [`ContentReader::failure`]
+/// keeps what it was.
+pub(crate) struct ContentReader {
+    batches: crossbeam_channel::Receiver<Vec<Vec<u8>>>,
+    current: Vec<Vec<u8>>,
+    chunk: usize,
+    pos: usize,
+    failed: ReadFailure,
+}
+
+impl ContentReader {
+    /// Starts reading `content` (`size` bytes) from `source`.
+    pub(crate) fn spawn(
+        source: std::sync::Arc<std::sync::Mutex<ChunkSource>>,
+        content: Content,
+        size: u64,
+    ) -> Self {
+        let (tx, batches) = crossbeam_channel::bounded(1);
+        let failed = ReadFailure::default();
+        let slot = failed.clone();
+        std::thread::Builder::new()
+            .name("larder-read".into())
+            .spawn(move || {
+                let source = source
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut send = |entries: Vec<ListEntry>| -> Result<bool> {
+                    Ok(tx.send(source.load(&entries)?).is_ok())
+                };
+                if let Err(e) = source.each_entries(&content, size, &mut send) {
+                    *slot.slot() = Some(e);
+                }
+            })
+            .expect("spawning a reader thread");
+        Self {
+            batches,
+            current: Vec::new(),
+            chunk: 0,
+            pos: 0,
+            failed,
+        }
+    }
+
+    /// Where the reason for an early end will be.
+    pub(crate) fn failure(&self) -> ReadFailure {
+        self.failed.clone()
+    }
+}
+
+impl std::io::Read for ContentReader {
+    /// Fills `buf` from as many chunks of the current batch as fit (one call per chunk
+    /// would make a consumer with a large buffer loop needlessly).
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = 0;
+        while n < buf.len() {
+            if let Some(c) = self.current.get(self.chunk) {
+                let take = (buf.len() - n).min(c.len() - self.pos);
+                buf[n..n + take].copy_from_slice(&c[self.pos..self.pos + take]);
+                n += take;
+                self.pos += take;
+                if self.pos == c.len() {
+                    self.chunk += 1;
+                    self.pos = 0;
+                }
+                continue;
+            }
+            if n > 0 {
+                return Ok(n);
+            }
+            match self.batches.recv() {
+                Ok(b) => {
+                    self.current = b;
+                    self.chunk = 0;
+                    self.pos = 0;
+                }
+                Err(_) if self.failed.slot().is_some() => {
+                    return Err(std::io::Error::other(
+                        "reading the source repository failed",
+                    ));
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Restores into `path` through a temporary file in the same directory, fsynced and renamed

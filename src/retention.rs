@@ -742,6 +742,7 @@ mod tests {
             parent: None,
             tree_counts: None,
             damaged: None,
+            original: None,
         };
         (SnapshotId(id), s)
     }

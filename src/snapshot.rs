@@ -153,6 +153,7 @@ mod tests {
             parent: None,
             tree_counts: None,
             damaged: None,
+            original: None,
             larder_version: "t".into(),
         }
     }

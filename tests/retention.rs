@@ -479,6 +479,7 @@ fn snapshot(s: &Spec) -> Snapshot {
         parent: None,
         tree_counts: None,
         damaged: None,
+        original: None,
     }
 }
 

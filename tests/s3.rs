@@ -596,6 +596,64 @@ fn every_command_works_on_an_s3_repository() {
     assert_eq!(stat(&again, "new_chunks"), 0, "{again}");
 }
 
+/// `copy` is how an offsite replica is kept: a local repository into a bucket (blobs moved
+/// by id, the bucket's repository made with `--copy-chunker-params`), only what is missing on
+/// the second run, and from the bucket back into a fresh local repository (re-chunked).
+#[test]
+fn copy_keeps_an_s3_replica_of_a_local_repository() {
+    let Some(server) = S3Server::start("copy_keeps_an_s3_replica_of_a_local_repository") else {
+        return;
+    };
+    server.create_bucket("larder-dr");
+    let local = Env::init();
+    let first = random_bytes(21, 3 << 20);
+    let mut second = first.clone();
+    second.splice(500_000..500_000, random_bytes(22, 3000));
+    let id1 = local.snapshot_id("db", &first, &[]);
+
+    let dr = S3Env::new(&server, "s3://larder-dr/shop");
+    let mut init = vec!["init", "--copy-chunker-params", "--from"];
+    let from = local.repo.to_str().unwrap().to_owned();
+    init.push(&from);
+    init.extend(FAST_KDF);
+    dr.ok(&init);
+    let r1 = parse_json(&dr.ok(&["--json", "copy", "--from", &from, "--name", "db"]));
+    assert_eq!(r1["method"], "blobs", "{r1}");
+    assert_eq!(r1["copied"][0]["source"], id1.as_str());
+    let full = r1["to_requests"]["bytes_up"].as_u64().unwrap();
+
+    let id2 = local.snapshot_id("db", &second, &[]);
+    let r2 = parse_json(&dr.ok(&["--json", "copy", "--from", &from]));
+    assert_eq!(r2["copied"][0]["source"], id2.as_str());
+    let up = r2["to_requests"]["bytes_up"].as_u64().unwrap();
+    assert!(up * 10 < full, "second copy uploaded {up} of {full}: {r2}");
+    let none = parse_json(&dr.ok(&["--json", "copy", "--from", &from]));
+    assert_eq!(none["copied"].as_array().map(Vec::len), Some(0), "{none}");
+    assert_eq!(none["present"].as_array().map(Vec::len), Some(2), "{none}");
+    dr.ok(&["check", "--read-data"]);
+    let copy2 = r2["copied"][0]["id"].as_str().unwrap().to_owned();
+    assert_same_bytes(&dr.ok(&["restore", &copy2]), &second, "replica");
+
+    // Disaster: the bucket back into a new local repository with its own keys.
+    let back = Env::init();
+    let mut cmd = back.larder();
+    for v in s3::AWS_SCRUBBED {
+        cmd.env_remove(v);
+    }
+    let out = cmd
+        .envs(server.env())
+        .args(["--json", "copy", "--from", "s3://larder-dr/shop"])
+        .output()
+        .expect("run larder copy from S3");
+    assert_success(&out, "copy --from s3://");
+    let r = parse_json(&out.stdout);
+    assert_eq!(r["method"], "rechunk", "{r}");
+    assert_eq!(r["copied"].as_array().map(Vec::len), Some(2), "{r}");
+    assert!(r["from_requests"]["get"].as_u64().unwrap() > 0, "{r}");
+    let restored = back.restore(&["latest", "--name", "db"]);
+    assert_same_bytes(&restored, &second, "copied back from the replica");
+}
+
 #[test]
 fn a_wrong_bucket_is_one_line_naming_it() {
     let Some(server) = S3Server::start("a_wrong_bucket_is_one_line_naming_it") else {

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use larder::crypto::key_slot::{self, Password};
-use larder::crypto::{Keys, MasterKey};
+use larder::crypto::{ChunkIdentity, Keys, MasterKey};
 use larder::format::config::{self, ChunkerAlgorithm, ChunkerParams, Config};
 use larder::format::content_list::{ContentListBlob, ListEntry};
 use larder::format::index_segment::{self, IndexSegment, IndexedPack};
@@ -291,6 +291,7 @@ fn snapshot_body() -> Snapshot {
         parent: None,
         tree_counts: None,
         damaged: None,
+        original: None,
     }
 }
 
@@ -308,7 +309,22 @@ fn config_body() -> Config {
         },
         pack_size: 16 * 1024 * 1024,
         zstd_level: 3,
+        chunk_identity: None,
     }
+}
+
+/// The chunk identity of the shared-identity vectors: blob id key 55 x 32, chunker key
+/// 66 x 32.
+fn shared_identity() -> ChunkIdentity {
+    ChunkIdentity::from_keys([0x55; 32], [0x66; 32])
+}
+
+fn shared_keys() -> Keys {
+    Keys::derive_with(
+        REPO,
+        MasterKey::from_bytes(Zeroizing::new(MASTER)),
+        shared_identity(),
+    )
 }
 
 fn chunker_params() -> ChunkerParams {
@@ -384,6 +400,39 @@ fn generate() -> BTreeMap<&'static str, Vector> {
                  pack 16 MiB, zstd 3, nonce 45"
             ),
             bytes: cfg,
+        },
+    );
+
+    let shared = Config {
+        chunk_identity: Some(shared_identity()),
+        ..config_body()
+    };
+    v.insert(
+        "config-shared-identity",
+        Vector {
+            recipe: format!(
+                "{common}\nconfig (config.md) as in config.txt plus chunk_identity with blob id key \
+                 55 x 32 and chunker key 66 x 32, nonce 47"
+            ),
+            bytes: config::encode(
+                &REPO,
+                &seal_object(&k, ObjectKind::Config, &shared.encode_body(), 0x47),
+            ),
+        },
+    );
+    let sk = shared_keys();
+    let mut shared_ids = Vec::new();
+    shared_ids.extend_from_slice(sk.blob_id(BlobKind::Data, b"").as_bytes());
+    shared_ids.extend_from_slice(sk.blob_id(BlobKind::Data, b"hello").as_bytes());
+    shared_ids.extend(sk.gear()[..2].iter().flat_map(|g| g.to_le_bytes()));
+    v.insert(
+        "blob-ids-shared-identity",
+        Vector {
+            recipe: format!(
+                "{common}\nwith the chunk identity of config-shared-identity (crypto.md): \
+                 data(\"\") ‖ data(\"hello\") ‖ first 2 gear entries, u64 LE"
+            ),
+            bytes: shared_ids,
         },
     );
 
@@ -624,6 +673,39 @@ fn vector_config() {
     assert_eq!(repo, REPO);
     let body = keys().unseal_object(ObjectKind::Config, sealed).unwrap();
     assert_eq!(Config::decode_body(&body, &REPO).unwrap(), config_body());
+}
+
+#[test]
+fn vector_config_shared_identity() {
+    let bytes = committed("config-shared-identity");
+    let (repo, sealed) = config::decode(&bytes).unwrap();
+    let body = keys().unseal_object(ObjectKind::Config, sealed).unwrap();
+    let c = Config::decode_body(&body, &repo).unwrap();
+    assert_eq!(c.chunk_identity, Some(shared_identity()));
+    // The keys are in the sealed body only.
+    assert!(!hex::encode(&bytes).contains(&"55".repeat(32)));
+}
+
+#[test]
+fn vector_blob_ids_shared_identity() {
+    let b = committed("blob-ids-shared-identity");
+    let (k, own) = (shared_keys(), keys());
+    assert_eq!(&b[..32], k.blob_id(BlobKind::Data, b"").as_bytes());
+    assert_eq!(&b[32..64], k.blob_id(BlobKind::Data, b"hello").as_bytes());
+    assert_eq!(
+        u64::from_le_bytes(b[64..72].try_into().unwrap()),
+        k.gear()[0]
+    );
+    assert_eq!(
+        u64::from_le_bytes(b[72..80].try_into().unwrap()),
+        k.gear()[1]
+    );
+    // Not the master key's own identity; the encryption key is the master key's still.
+    assert_ne!(&b[32..64], own.blob_id(BlobKind::Data, b"hello").as_bytes());
+    assert_ne!(k.gear()[0], own.gear()[0]);
+    let sealed = committed("config-shared-identity");
+    let (_, body) = config::decode(&sealed).unwrap();
+    assert!(k.unseal_object(ObjectKind::Config, body).is_ok());
 }
 
 #[test]

@@ -753,6 +753,7 @@ pub fn snapshot_dirs(
         parent: parent.map(|(id, _)| id),
         tree_counts: Some(totals.counts),
         damaged: None,
+        original: None,
     };
     super::commit(repo, opts, snapshot, write)
 }

@@ -48,6 +48,13 @@ pub struct Args {
     /// be replaced. The check still runs and warns; nothing is recorded in the repository.
     #[arg(long)]
     unsafe_no_conditional_writes: bool,
+    /// Take the chunker parameters and chunk identity (blob id and chunker keys, not the
+    /// encryption key) of the repository given by --from, so that `copy` between the two
+    /// moves blobs by id instead of cutting everything again.
+    #[arg(long, requires = "from", conflicts_with_all = ["chunk_min", "chunk_avg", "chunk_max"])]
+    copy_chunker_params: bool,
+    #[command(flatten)]
+    from: super::copy::FromArgs,
 }
 
 fn u32_size(v: Option<u64>, default: u32, what: &str) -> Result<u32> {
@@ -91,6 +98,7 @@ pub fn options(a: &Args) -> Result<InitOptions> {
         zstd_level: a.compression.unwrap_or(d.zstd_level),
         kdf,
         host: d.host,
+        chunk_identity: None,
     })
 }
 
@@ -126,6 +134,17 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
         None
     };
     let password = ctx.password(true)?;
+    let mut opts = opts;
+    if a.copy_chunker_params {
+        let src = a.from.open(ctx, &password, None)?;
+        opts.chunker = src.config().chunker;
+        opts.chunk_identity = Some(src.keys().identity().clone());
+    } else if a.from.from.is_some() {
+        return Err(larder::Error::InvalidArgument(
+            "--from is used by init only with --copy-chunker-params".into(),
+        )
+        .into());
+    }
     let backend: Arc<dyn Backend> = match remote {
         Some(b) => b,
         None => Arc::new(LocalBackend::create(&location)?),
@@ -138,6 +157,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
             "chunker": opts.chunker,
             "pack_size": opts.pack_size,
             "zstd_level": opts.zstd_level,
+            "shared_chunk_identity": opts.chunk_identity.is_some(),
         }))
     } else {
         outln!("created repository {} at {location}", id.short())?;

@@ -19,6 +19,7 @@ pub const DEFAULT_KDF: KdfParams = KdfParams {
 };
 
 /// A password, zeroized on drop.
+#[derive(Clone)]
 pub struct Password(Zeroizing<Vec<u8>>);
 
 impl Password {

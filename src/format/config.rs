@@ -74,6 +74,10 @@ pub struct Config {
     pub pack_size: u32,
     /// Default zstd level for new blobs (a snapshot may override it).
     pub zstd_level: i32,
+    /// The blob id and chunker keys, when this repository shares them with another (`init
+    /// --copy-chunker-params`); absent, both derive from the master key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_identity: Option<crate::crypto::ChunkIdentity>,
 }
 
 impl Config {

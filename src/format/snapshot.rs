@@ -123,6 +123,11 @@ pub struct Snapshot {
     /// snapshot is kept and listed, but `restore` refuses it and `latest` passes it over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub damaged: Option<Damage>,
+    /// Set by `copy`: the snapshot this one is a copy of, in the repository it came from
+    /// (for a copy of a copy, the first one). `copy` skips a snapshot whose original the
+    /// destination already holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<crate::id::SnapshotId>,
 }
 
 /// Why `repair snapshots` marked a snapshot damaged.

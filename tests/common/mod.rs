@@ -36,7 +36,12 @@ pub const TIMEOUT: Duration = Duration::from_secs(120);
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Variables that would change what the binary does if the developer's shell had them set.
-const SCRUBBED: [&str; 8] = [
+const SCRUBBED: [&str; 13] = [
+    "LARDER_FROM_REPOSITORY",
+    "LARDER_FROM_PASSWORD",
+    "LARDER_FROM_PASSWORD_FILE",
+    "LARDER_FROM_PASSWORD_COMMAND",
+    "LARDER_FROM_S3_ENDPOINT",
     "LARDER_REPOSITORY",
     "LARDER_LOCK_WAIT",
     "LARDER_PASSWORD",
