@@ -392,6 +392,15 @@ fn text_output_is_a_compact_table() {
         .find(|l| l.starts_with("db "))
         .unwrap_or_else(|| panic!("no series row for db:\n{out}"));
     assert!(row.contains(" 2 ") && row.ends_with("h1"), "{row}");
+    // What the run cost the storage: read-only, so no PUT and no DELETE.
+    let requests = out
+        .lines()
+        .find(|l| l.starts_with("requests: "))
+        .unwrap_or_else(|| panic!("no requests line:\n{out}"));
+    assert!(
+        requests.contains("0 PUT") && requests.contains("0 DELETE") && requests.contains(" GET "),
+        "{requests}"
+    );
     assert!(
         !out.contains(&first[..8]),
         "snapshots listed without --snapshots:\n{out}"

@@ -142,6 +142,8 @@ fn show(r: &StatsReport, opts: &StatsOptions, snapshots: bool) -> Result<()> {
         )?;
     }
 
+    // What this run itself cost the storage (on S3, what is billed).
+    outln!("{}", output::requests_line())?;
     if !snapshots {
         return Ok(());
     }
