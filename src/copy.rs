@@ -431,36 +431,16 @@ impl Work<'_, '_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::snapshot::{ProducerStatus, Source};
 
     fn snap(secs: i64, original: Option<SnapshotId>, damaged: bool) -> Snapshot {
         Snapshot {
-            time: jiff::Timestamp::from_second(secs).unwrap(),
-            duration: 0.0,
-            host: "h".into(),
-            name: "db".into(),
-            tags: vec![],
-            source: Source::Stdin,
-            producer_status: ProducerStatus::Unknown,
-            root: Root::Stream {
-                content_list: BlobId([0; 32]),
-                size: 0,
-            },
-            bytes_read: 0,
-            bytes_added: 0,
-            raw_bytes_added: 0,
-            chunks: 0,
-            new_chunks: 0,
-            larder_version: "t".into(),
-            errors: 0,
-            parent: None,
-            tree_counts: None,
             damaged: damaged.then(|| crate::format::snapshot::Damage {
                 marked: jiff::Timestamp::UNIX_EPOCH,
                 problems: 1,
                 first: "x".into(),
             }),
             original,
+            ..Snapshot::for_tests("db", "h", secs)
         }
     }
 

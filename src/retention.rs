@@ -699,8 +699,6 @@ fn plan_group(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::snapshot::{ProducerStatus, Root, Source};
-    use crate::id::BlobId;
 
     fn berlin() -> TimeZone {
         TimeZone::get("Europe/Berlin").unwrap()
@@ -722,27 +720,7 @@ mod tests {
         let id = *blake3::hash(format!("{time} {host} {name}").as_bytes()).as_bytes();
         let s = Snapshot {
             time,
-            duration: 0.0,
-            host: host.into(),
-            name: name.into(),
-            tags: vec![],
-            source: Source::Stdin,
-            producer_status: ProducerStatus::Unknown,
-            root: Root::Stream {
-                content_list: BlobId([0; 32]),
-                size: 0,
-            },
-            bytes_read: 0,
-            bytes_added: 0,
-            raw_bytes_added: 0,
-            chunks: 0,
-            new_chunks: 0,
-            larder_version: "t".into(),
-            errors: 0,
-            parent: None,
-            tree_counts: None,
-            damaged: None,
-            original: None,
+            ..Snapshot::for_tests(name, host, 0)
         };
         (SnapshotId(id), s)
     }

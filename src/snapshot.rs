@@ -128,34 +128,9 @@ pub fn parse_time(s: &str) -> Result<Timestamp> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::snapshot::{ProducerStatus, Root, Source};
-    use crate::id::BlobId;
 
     fn snap(name: &str, secs: i64) -> Snapshot {
-        Snapshot {
-            time: Timestamp::from_second(secs).unwrap(),
-            duration: 0.0,
-            host: "h".into(),
-            name: name.into(),
-            tags: vec![],
-            source: Source::Stdin,
-            producer_status: ProducerStatus::Unknown,
-            root: Root::Stream {
-                content_list: BlobId([0; 32]),
-                size: 0,
-            },
-            bytes_read: 0,
-            bytes_added: 0,
-            raw_bytes_added: 0,
-            chunks: 0,
-            new_chunks: 0,
-            errors: 0,
-            parent: None,
-            tree_counts: None,
-            damaged: None,
-            original: None,
-            larder_version: "t".into(),
-        }
+        Snapshot::for_tests(name, "h", secs)
     }
 
     fn all() -> Vec<(SnapshotId, Snapshot)> {

@@ -162,6 +162,38 @@ impl Snapshot {
 }
 
 #[cfg(test)]
+impl Snapshot {
+    /// A stream snapshot of `name` on `host` at `secs` (Unix time), every count zero: the
+    /// starting point of unit tests that only look at times, names and hosts.
+    pub(crate) fn for_tests(name: &str, host: &str, secs: i64) -> Self {
+        Snapshot {
+            time: jiff::Timestamp::from_second(secs).expect("a test time in range"),
+            duration: 0.0,
+            host: host.into(),
+            name: name.into(),
+            tags: vec![],
+            source: Source::Stdin,
+            producer_status: ProducerStatus::Unknown,
+            root: Root::Stream {
+                content_list: BlobId([0; 32]),
+                size: 0,
+            },
+            bytes_read: 0,
+            bytes_added: 0,
+            raw_bytes_added: 0,
+            chunks: 0,
+            new_chunks: 0,
+            larder_version: "t".into(),
+            errors: 0,
+            parent: None,
+            tree_counts: None,
+            damaged: None,
+            original: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
