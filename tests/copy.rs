@@ -92,6 +92,16 @@ fn copy_rechunks_into_a_repository_with_other_chunk_sizes_and_is_idempotent() {
     let fx = Fixture::build(&src.path("data"));
     let s3 = id_of(&src.snapshot_paths("files", &[&fx.root]));
 
+    // A dry run lists what would be copied and writes nothing.
+    let dry = copy_ok(&dst, &src, &["--dry-run"]);
+    assert_eq!(
+        ids(&dry, "would_copy", ""),
+        [s1.clone(), s2.clone(), s3.clone()]
+    );
+    assert!(ids(&dry, "copied", "id").is_empty(), "{dry}");
+    assert!(dst.objects("packs").is_empty());
+    assert!(dst.snapshot_ids().is_empty());
+
     let r = copy_ok(&dst, &src, &[]);
     assert_eq!(r["method"], "rechunk", "{r}");
     assert_eq!(
