@@ -4,7 +4,9 @@
 # libfuzzer-sys, is C++), restic with the time zone data it reads (tests/retention.rs checks
 # larder's retention policy against `restic forget`), and moto's S3 server (tests/s3.rs runs the
 # object-store backend against it on 127.0.0.1; 5.1 or later honours `If-None-Match: *` on
-# PutObject and CompleteMultipartUpload). Idempotent and quiet when everything is already there.
+# PutObject and CompleteMultipartUpload), and PostgreSQL's server and client programs
+# (tests/dump_check.rs checks real pg_dump output from a throwaway cluster it starts itself).
+# Idempotent and quiet when everything is already there.
 set -euo pipefail
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -34,6 +36,7 @@ have c++ || have g++ || missing+=(g++)
 have restic || missing+=(restic)
 have python3 || missing+=(python3 python3-pip)
 [[ -e /usr/share/zoneinfo/Europe/Berlin ]] || missing+=(tzdata)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
     if [[ $(id -u) == 0 ]] && have apt-get; then
         echo "install-deps: apt-get install ${missing[*]}"

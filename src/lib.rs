@@ -15,6 +15,7 @@
 //! |---|---|
 //! | [`backup`] | the backup pipeline and its sources (stdin, command, directories) |
 //! | [`restore`] | the restore pipeline and its sinks (stdout, file, directory) |
+//! | [`dump_check`] | whether a dump stream looks complete (`--verify`) or already compressed |
 //! | [`diff`] | what changed between two directory snapshots |
 //! | [`copy`] | snapshots from one repository into another (offsite replicas), missing ones only |
 //! | [`check`] | verifies structure and, on request, data; names damage and the snapshots it affects |
@@ -46,6 +47,7 @@ pub mod content_list;
 pub mod copy;
 pub mod crypto;
 pub mod diff;
+pub mod dump_check;
 pub mod error;
 pub mod format;
 pub mod id;
