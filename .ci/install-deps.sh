@@ -4,8 +4,10 @@
 # libfuzzer-sys, is C++), restic with the time zone data it reads (tests/retention.rs checks
 # larder's retention policy against `restic forget`), and moto's S3 server (tests/s3.rs runs the
 # object-store backend against it on 127.0.0.1; 5.1 or later honours `If-None-Match: *` on
-# PutObject and CompleteMultipartUpload), and PostgreSQL's server and client programs
-# (tests/dump_check.rs checks real pg_dump output from a throwaway cluster it starts itself).
+# PutObject and CompleteMultipartUpload), Azurite's blob service with Node.js (tests/azure.rs
+# runs the same backend on Azure Blob Storage's emulator; it honours `If-None-Match: *` on Put
+# Blob), and PostgreSQL's server and client programs (tests/dump_check.rs checks real pg_dump
+# output from a throwaway cluster it starts itself).
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
@@ -35,6 +37,8 @@ have cc || have gcc || missing+=(gcc)
 have c++ || have g++ || missing+=(g++)
 have restic || missing+=(restic)
 have python3 || missing+=(python3 python3-pip)
+have node || missing+=(nodejs)
+have npm || missing+=(npm)
 [[ -e /usr/share/zoneinfo/Europe/Berlin ]] || missing+=(tzdata)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if ((${#missing[@]})); then
@@ -63,4 +67,11 @@ if ! moto_ok; then
     pip=(python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6')
     "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
     moto_ok || { echo "install-deps: moto still not importable after pip install" >&2; exit 1; }
+fi
+
+# Azurite's blob service (`azurite-blob`), from the npm registry.
+if ! have azurite-blob; then
+    echo "install-deps: npm install -g azurite@3"
+    npm install -g --silent --no-fund --no-audit azurite@3 >/dev/null
+    have azurite-blob || { echo "install-deps: azurite-blob still not on PATH after npm install" >&2; exit 1; }
 fi

@@ -119,7 +119,7 @@ pub enum ConditionalWrites {
     Honoured,
     /// It replaces the object (an S3-compatible server that ignores `If-None-Match`).
     Ignored {
-        /// The server, for messages: its endpoint URL, or `AWS`.
+        /// The server, for messages: its endpoint URL, or `AWS` / `Azure`.
         server: String,
     },
 }

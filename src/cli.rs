@@ -38,7 +38,9 @@ use larder::backend::Backend;
 use larder::backend::counting::{CountingBackend, RequestCounts};
 use larder::backend::local::LocalBackend;
 #[cfg(feature = "s3")]
-use larder::backend::object_store::{ObjectStoreBackend, ObjectStoreOptions, S3Url};
+use larder::backend::object_store::{
+    ObjectStoreBackend, ObjectStoreOptions, ObjectStoreUrl, Scheme,
+};
 use larder::crypto::key_slot::Password;
 use larder::format::lock::LockKind;
 use larder::repo::Repo;
@@ -57,8 +59,9 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, clap::Args)]
 struct Global {
-    /// Repository location: a directory, or `s3://bucket/prefix` (credentials and region
-    /// from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION).
+    /// Repository location: a directory, `s3://bucket/prefix` (credentials and region from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION) or
+    /// `az://container/prefix` (AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY).
     #[arg(
         long,
         short = 'r',
@@ -334,11 +337,12 @@ fn refuse_unreadable(repo: &Repo) -> Result<()> {
     Ok(())
 }
 
-/// The storage under `loc`, uncounted: `s3://bucket/prefix` or a local directory.
+/// The storage under `loc`, uncounted: `s3://bucket/prefix`, `az://container/prefix` or a
+/// local directory.
 fn raw_backend(loc: &str, s3_endpoint: Option<&str>) -> Result<Arc<dyn Backend>> {
     #[cfg(feature = "s3")]
-    if loc.starts_with("s3://") {
-        let url = S3Url::parse(loc).map_err(larder::Error::InvalidArgument)?;
+    if loc.starts_with("s3://") || loc.starts_with("az://") {
+        let url = ObjectStoreUrl::parse(loc).map_err(larder::Error::InvalidArgument)?;
         let max_retries = match std::env::var("LARDER_S3_RETRIES") {
             Ok(n) => n.trim().parse().map_err(|_| {
                 larder::Error::InvalidArgument(format!(
@@ -347,19 +351,25 @@ fn raw_backend(loc: &str, s3_endpoint: Option<&str>) -> Result<Arc<dyn Backend>>
             })?,
             Err(_) => ObjectStoreOptions::default().max_retries,
         };
+        // `--s3-endpoint` (and `AWS_ENDPOINT_URL`) names an S3 server; Azure's endpoint
+        // comes from `AZURE_STORAGE_ENDPOINT` or `AZURE_STORAGE_USE_EMULATOR`.
+        let endpoint = match url.scheme() {
+            Scheme::S3 => s3_endpoint.filter(|e| !e.is_empty()).map(str::to_owned),
+            Scheme::Azure => None,
+        };
         let opts = ObjectStoreOptions {
-            endpoint: s3_endpoint.filter(|e| !e.is_empty()).map(str::to_owned),
+            endpoint,
             max_retries,
             ..ObjectStoreOptions::default()
         };
-        let backend = ObjectStoreBackend::s3(url, opts).map_err(larder::Error::from)?;
+        let backend = ObjectStoreBackend::open(url, opts).map_err(larder::Error::from)?;
         return Ok(Arc::new(backend));
     }
     #[cfg(not(feature = "s3"))]
     let _ = s3_endpoint;
     if let Some((scheme, _)) = loc.split_once("://") {
         return Err(larder::Error::InvalidArgument(format!(
-            "repository `{loc}`: `{scheme}://` repositories are not supported; give a local directory or s3://bucket/prefix"
+            "repository `{loc}`: `{scheme}://` repositories are not supported; give a local directory, s3://bucket/prefix or az://container/prefix"
         ))
         .into());
     }

@@ -1,5 +1,5 @@
 //! The backend conformance suite: one set of checks every `Backend` must pass, run on the
-//! local backend here and on the S3-compatible server by the object-store tests.
+//! local backend here and on the S3-compatible server and Azurite by the object-store tests.
 
 use super::{Backend, Error, ObjectKey, Prefix};
 use crate::id::{IndexId, PackId};

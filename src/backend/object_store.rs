@@ -1,17 +1,19 @@
-//! A repository in an S3 bucket (or an S3-compatible server), through `object_store`.
+//! A repository in an S3 bucket (or an S3-compatible server) or an Azure Blob container,
+//! through `object_store`.
 //!
 //! Data path: pack writer → **backend** → bucket on the way in; catalog lookup → **backend**
 //! range read on the way out. This file owns the only async code in larder: one small tokio
 //! runtime per backend, and a `block_on` per call behind the synchronous [`Backend`] trait
 //! (STYLE.md, "I/O and concurrency"). Nothing here may be called from inside async code.
 //!
-//! Keys map to `<prefix>/<object key>` in the bucket (`s3://bucket/prefix`). Every put is
-//! create-only (`If-None-Match: *`), so an object once stored is never replaced (DESIGN.md,
-//! invariant 1). The one exception is a staged object above [`MULTIPART_THRESHOLD`]:
-//! `object_store` completes multipart uploads unconditionally, so such a commit checks that
-//! the key is free first and may still overwrite an object that appeared in the meantime.
-//! Only packs are staged, and a pack is named by the hash of its bytes: an object under the
-//! same name holds the same bytes, so that overwrite is harmless. (S3 itself takes
+//! Keys map to `<prefix>/<object key>` in the bucket (`s3://bucket/prefix`) or container
+//! (`az://container/prefix`). Every put is create-only (`If-None-Match: *` on S3's PutObject
+//! and Azure's Put Blob), so an object once stored is never replaced (DESIGN.md, invariant 1).
+//! The one exception is a staged object above [`MULTIPART_THRESHOLD`]: `object_store`
+//! completes multipart uploads (Azure: Put Block List) unconditionally, so such a commit
+//! checks that the key is free first and may still overwrite an object that appeared in the
+//! meantime. Only packs are staged, and a pack is named by the hash of its bytes: an object
+//! under the same name holds the same bytes, so that overwrite is harmless. (S3 itself takes
 //! `If-None-Match: *` on CompleteMultipartUpload; `object_store` 0.14 does not send it.)
 //!
 //! Not every S3-compatible server honours `If-None-Match: *`; one that ignores it replaces
@@ -23,6 +25,12 @@
 //! set here explicitly). A create-only PUT is retried by this file instead, so that a retry
 //! finding the key taken after an attempt that may have landed can read the object back and
 //! tell its own write from another writer's.
+//!
+//! Each provider differs only in how its four clients are built ([`ObjectStoreBackend::s3`],
+//! [`ObjectStoreBackend::azure`]) and in how it says that the bucket or container is missing.
+//! Google Cloud Storage is not offered: no emulator that speaks the XML API `object_store`
+//! uses for it can be installed for the tests (STYLE.md: the backend is tested on a real
+//! server on 127.0.0.1).
 
 use std::fmt;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -32,7 +40,8 @@ use std::time::{Duration, Instant};
 
 use futures::TryStreamExt;
 use object_store::ClientConfigKey;
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::client::HttpErrorKind;
 use object_store::path::Path;
 use object_store::{
@@ -63,8 +72,8 @@ pub const UPLOADS_IN_FLIGHT: usize = 4;
 pub const MAX_READ_RUN: u64 = 8 * 1024 * 1024;
 
 /// Whole-request time limit of a pack upload (a PUT of up to [`MULTIPART_THRESHOLD`], or one
-/// part), unless `AWS_TIMEOUT` says otherwise: enough for four 16 MiB packs sharing a
-/// 1 Mbit/s uplink. Everything else keeps `object_store`'s 30 s.
+/// part), unless `AWS_TIMEOUT` (Azure: `AZURE_TIMEOUT`) says otherwise: enough for four
+/// 16 MiB packs sharing a 1 Mbit/s uplink. Everything else keeps `object_store`'s 30 s.
 pub const PACK_PUT_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Write buffer of a staged object's temporary file.
@@ -80,40 +89,100 @@ pub const PROBE_PREFIX: &str = ".larder-probe-";
 /// Default retries of one request (server errors, throttling, connection failures).
 pub const DEFAULT_MAX_RETRIES: usize = 5;
 
-/// An `s3://bucket/prefix` location, checked.
+/// The provider an [`ObjectStoreUrl`] names, by its scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// `s3://bucket/prefix`: Amazon S3 or an S3-compatible server.
+    S3,
+    /// `az://container/prefix`: Azure Blob Storage (or Azurite).
+    Azure,
+}
+
+impl Scheme {
+    /// `s3` or `az`, as written before `://`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::S3 => "s3",
+            Scheme::Azure => "az",
+        }
+    }
+
+    /// What the provider calls the top level of its names: `bucket` or `container`.
+    pub fn container_word(self) -> &'static str {
+        match self {
+            Scheme::S3 => "bucket",
+            Scheme::Azure => "container",
+        }
+    }
+}
+
+/// An `s3://bucket/prefix` or `az://container/prefix` location, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct S3Url {
+pub struct ObjectStoreUrl {
+    scheme: Scheme,
     bucket: String,
     prefix: String,
 }
 
-impl S3Url {
-    /// Parses `s3://bucket` or `s3://bucket/some/prefix` (trailing slashes ignored).
+/// The URL type's name from before Azure; it parses `az://` too.
+pub type S3Url = ObjectStoreUrl;
+
+impl ObjectStoreUrl {
+    /// Parses `s3://bucket`, `s3://bucket/some/prefix`, `az://container` or
+    /// `az://container/some/prefix` (trailing slashes ignored).
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| format!("`{url}` is not an s3://bucket/prefix location"))?;
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let valid_bucket = (3..=63).contains(&bucket.len())
-            && bucket
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-        if !valid_bucket {
+        let (scheme, rest) = if let Some(rest) = url.strip_prefix("s3://") {
+            (Scheme::S3, rest)
+        } else if let Some(rest) = url.strip_prefix("az://") {
+            (Scheme::Azure, rest)
+        } else {
             return Err(format!(
-                "`{url}`: `{bucket}` is not a bucket name (3 to 63 lowercase letters, digits, `-` or `.`)"
+                "`{url}` is not an s3://bucket/prefix or az://container/prefix location"
             ));
+        };
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let name_bytes = |extra: &[u8]| {
+            (3..=63).contains(&bucket.len())
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || extra.contains(&b))
+        };
+        match scheme {
+            Scheme::S3 if !name_bytes(b"-.") => {
+                return Err(format!(
+                    "`{url}`: `{bucket}` is not a bucket name (3 to 63 lowercase letters, digits, `-` or `.`)"
+                ));
+            }
+            // Azure: no dots, and a `-` neither first, last nor doubled.
+            Scheme::Azure
+                if !name_bytes(b"-")
+                    || bucket.starts_with('-')
+                    || bucket.ends_with('-')
+                    || bucket.contains("--") =>
+            {
+                return Err(format!(
+                    "`{url}`: `{bucket}` is not a container name (3 to 63 lowercase letters, digits or single `-` inside)"
+                ));
+            }
+            _ => {}
         }
         let prefix = prefix.trim_matches('/');
         if !prefix.is_empty() {
             Path::parse(prefix).map_err(|e| format!("`{url}`: bad prefix `{prefix}`: {e}"))?;
         }
         Ok(Self {
+            scheme,
             bucket: bucket.to_owned(),
             prefix: prefix.to_owned(),
         })
     }
 
-    /// The bucket.
+    /// The provider.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The bucket (Azure: the container).
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
@@ -124,30 +193,34 @@ impl S3Url {
     }
 }
 
-impl fmt::Display for S3Url {
+impl fmt::Display for ObjectStoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.prefix.is_empty() {
-            write!(f, "s3://{}", self.bucket)
-        } else {
-            write!(f, "s3://{}/{}", self.bucket, self.prefix)
+        write!(f, "{}://{}", self.scheme.as_str(), self.bucket)?;
+        if !self.prefix.is_empty() {
+            write!(f, "/{}", self.prefix)?;
         }
+        Ok(())
     }
 }
 
-/// How to reach the bucket. Credentials, region and session tokens come from the usual
-/// `AWS_*` variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
-/// `AWS_REGION`, ...); these options override them.
+/// How to reach the bucket or container. S3 credentials, region and session tokens come from
+/// the usual `AWS_*` variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`, `AWS_REGION`, ...), Azure's from the `AZURE_*` ones
+/// (`AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`, `AZURE_STORAGE_ENDPOINT`,
+/// `AZURE_STORAGE_USE_EMULATOR`, ...); these options override them.
 #[derive(Debug, Clone)]
 pub struct ObjectStoreOptions {
-    /// A custom endpoint (MinIO, a local test server, another provider): requests go
-    /// path-style to it, and plain `http://` is allowed only when it says so.
+    /// A custom endpoint: for S3 a server (MinIO, a local test server, another provider) to
+    /// which requests go path-style; for Azure the account's URL
+    /// (`http://127.0.0.1:10000/devstoreaccount1` for Azurite). Plain `http://` is allowed
+    /// only when it says so.
     pub endpoint: Option<String>,
     /// Retries of one request after a server error, throttling or a connection failure.
     pub max_retries: usize,
     /// Staged objects larger than this are uploaded in parts.
     pub multipart_threshold: u64,
-    /// Further settings by `object_store`'s names (`aws_access_key_id`, `aws_region`,
-    /// `aws_timeout`, ...), applied last. Tests use them; the CLI passes none.
+    /// Further settings by `object_store`'s names for the provider (`aws_access_key_id`,
+    /// `aws_region`, `aws_timeout`, `azure_storage_account_key`, ...), applied last. Tests use them; the CLI passes none.
     pub settings: Vec<(String, String)>,
 }
 
@@ -162,28 +235,28 @@ impl Default for ObjectStoreOptions {
     }
 }
 
-/// A repository under a prefix of an S3 bucket.
+/// A repository under a prefix of an S3 bucket or an Azure Blob container.
 pub struct ObjectStoreBackend {
     inner: Arc<Inner>,
 }
 
 /// What the backend and its staged objects share.
 struct Inner {
-    url: S3Url,
-    /// The endpoint requests go to, or `AWS`, for messages.
+    url: ObjectStoreUrl,
+    /// The endpoint requests go to, or `AWS` / `Azure`, for messages.
     server: String,
     prefix: Path,
     /// Everything but create-only puts: `object_store` retries these itself.
-    store: AmazonS3,
+    store: Arc<dyn ObjectStore>,
     /// Create-only puts, with no retries of its own: `put_create` retries them, because
     /// it must know whether an earlier attempt may have landed.
-    strict: AmazonS3,
+    strict: Arc<dyn ObjectStore>,
     /// `strict` for packs: the whole-request time limit is [`PACK_PUT_TIMEOUT`], not
     /// `object_store`'s 30 s, which a 16 MiB pack would exceed below ~18 Mbit/s of uplink
-    /// with four uploads sharing it (unless the user set `AWS_TIMEOUT`).
-    bulk: AmazonS3,
+    /// with four uploads sharing it (unless the user set `AWS_TIMEOUT` / `AZURE_TIMEOUT`).
+    bulk: Arc<dyn ObjectStore>,
     /// `store` for the parts of multipart uploads, with the same longer limit.
-    parts: AmazonS3,
+    parts: Arc<dyn ObjectStore>,
     retry: RetryConfig,
     multipart_threshold: u64,
     runtime: tokio::runtime::Runtime,
@@ -198,26 +271,28 @@ impl fmt::Debug for ObjectStoreBackend {
     }
 }
 
+/// Builds one of a backend's clients from its provider's configured builder: with `retry`,
+/// and with the pack time limit when `long` (see [`Inner`]'s fields).
+type BuildClient<'a> = dyn Fn(RetryConfig, bool) -> Result<Arc<dyn ObjectStore>, String> + 'a;
+
 impl ObjectStoreBackend {
-    /// A backend for `url`. Sends no request: a wrong bucket or endpoint shows on first use.
-    pub fn s3(url: S3Url, opts: ObjectStoreOptions) -> Result<Self, Error> {
-        let open_err = |e: String| Error::Io {
-            op: "open",
-            key: url.to_string(),
-            source: std::io::Error::other(e),
-        };
-        let retry = RetryConfig {
-            backoff: BackoffConfig {
-                init_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_secs(5),
-                base: 2.0,
-            },
-            max_retries: opts.max_retries,
-            retry_timeout: Duration::from_secs(120),
-        };
-        let mut builder = AmazonS3Builder::from_env()
-            .with_bucket_name(url.bucket())
-            .with_retry(retry.clone());
+    /// A backend for `url`, on the provider its scheme names. Sends no request: a wrong
+    /// bucket, container or endpoint shows on first use.
+    pub fn open(url: ObjectStoreUrl, opts: ObjectStoreOptions) -> Result<Self, Error> {
+        match url.scheme() {
+            Scheme::S3 => Self::s3(url, opts),
+            Scheme::Azure => Self::azure(url, opts),
+        }
+    }
+
+    /// A backend for an `s3://` `url`. Sends no request: a wrong bucket or endpoint shows on
+    /// first use.
+    pub fn s3(url: ObjectStoreUrl, opts: ObjectStoreOptions) -> Result<Self, Error> {
+        let open_err = open_error(&url);
+        if url.scheme() != Scheme::S3 {
+            return Err(open_err("not an s3:// location".into()));
+        }
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(url.bucket());
         if let Some(endpoint) = &opts.endpoint {
             builder = builder
                 .with_endpoint(endpoint)
@@ -238,37 +313,109 @@ impl ObjectStoreBackend {
             .or_else(|| builder.get_config_value(&AmazonS3ConfigKey::Endpoint))
             .filter(|e| !e.is_empty())
             .unwrap_or_else(|| "AWS".to_owned());
-        let no_retries = RetryConfig {
-            max_retries: 0,
-            ..retry.clone()
-        };
-        let strict = builder
-            .clone()
-            .with_retry(no_retries.clone())
-            .build()
-            .map_err(|e| open_err(one_line(&e)))?;
         let user_timeout = std::env::var_os("AWS_TIMEOUT").is_some()
             || opts
                 .settings
                 .iter()
                 .any(|(k, _)| k == "timeout" || k == "aws_timeout");
-        let long = |b: AmazonS3Builder| {
-            if user_timeout {
-                b
-            } else {
-                b.with_config(
+        let build = |retry: RetryConfig, long: bool| {
+            let mut b = builder.clone().with_retry(retry);
+            if long && !user_timeout {
+                b = b.with_config(
                     AmazonS3ConfigKey::Client(ClientConfigKey::Timeout),
-                    format!("{}s", PACK_PUT_TIMEOUT.as_secs()),
-                )
+                    pack_put_timeout(),
+                );
+            }
+            match b.build() {
+                Ok(s) => Ok(Arc::new(s) as Arc<dyn ObjectStore>),
+                Err(e) => Err(one_line(&e)),
             }
         };
-        let bulk = long(builder.clone().with_retry(no_retries))
-            .build()
-            .map_err(|e| open_err(one_line(&e)))?;
-        let parts = long(builder.clone())
-            .build()
-            .map_err(|e| open_err(one_line(&e)))?;
-        let store = builder.build().map_err(|e| open_err(one_line(&e)))?;
+        Self::with_clients(url, server, &opts, &build)
+    }
+
+    /// A backend for an `az://` `url`. The account, its key (or another credential) and the
+    /// endpoint come from the `AZURE_*` variables; `AZURE_STORAGE_USE_EMULATOR=true` reaches
+    /// Azurite (at `AZURITE_BLOB_STORAGE_URL`, default `http://127.0.0.1:10000`, with its
+    /// well-known account). Sends no request: a wrong container or endpoint shows on first
+    /// use.
+    pub fn azure(url: ObjectStoreUrl, opts: ObjectStoreOptions) -> Result<Self, Error> {
+        let open_err = open_error(&url);
+        if url.scheme() != Scheme::Azure {
+            return Err(open_err("not an az:// location".into()));
+        }
+        let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(url.bucket());
+        if let Some(endpoint) = &opts.endpoint {
+            builder = builder.with_endpoint(endpoint.clone());
+            if endpoint.starts_with("http://") {
+                builder = builder.with_allow_http(true);
+            }
+        }
+        for (k, v) in &opts.settings {
+            let key: AzureConfigKey = k
+                .parse()
+                .map_err(|e| open_err(format!("setting `{k}`: {e}")))?;
+            builder = builder.with_config(key, v);
+        }
+        let emulator = builder
+            .get_config_value(&AzureConfigKey::UseEmulator)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        // As `object_store` picks it: the emulator ignores the endpoint setting.
+        let server = if emulator {
+            std::env::var("AZURITE_BLOB_STORAGE_URL")
+                .unwrap_or_else(|_| "http://127.0.0.1:10000".to_owned())
+        } else {
+            builder
+                .get_config_value(&AzureConfigKey::Endpoint)
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| "Azure".to_owned())
+        };
+        let user_timeout = std::env::var_os("AZURE_TIMEOUT").is_some()
+            || opts
+                .settings
+                .iter()
+                .any(|(k, _)| k == "timeout" || k == "azure_timeout");
+        let build = |retry: RetryConfig, long: bool| {
+            let mut b = builder.clone().with_retry(retry);
+            if long && !user_timeout {
+                b = b.with_config(
+                    AzureConfigKey::Client(ClientConfigKey::Timeout),
+                    pack_put_timeout(),
+                );
+            }
+            match b.build() {
+                Ok(s) => Ok(Arc::new(s) as Arc<dyn ObjectStore>),
+                Err(e) => Err(one_line(&e)),
+            }
+        };
+        Self::with_clients(url, server, &opts, &build)
+    }
+
+    /// The backend around the four clients `build` makes (see [`Inner`]).
+    fn with_clients(
+        url: ObjectStoreUrl,
+        server: String,
+        opts: &ObjectStoreOptions,
+        build: &BuildClient<'_>,
+    ) -> Result<Self, Error> {
+        let open_err = open_error(&url);
+        let retry = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(5),
+                base: 2.0,
+            },
+            max_retries: opts.max_retries,
+            retry_timeout: Duration::from_secs(120),
+        };
+        let no_retries = RetryConfig {
+            max_retries: 0,
+            ..retry.clone()
+        };
+        let strict = build(no_retries.clone(), false).map_err(&open_err)?;
+        let bulk = build(no_retries, true).map_err(&open_err)?;
+        let parts = build(retry.clone(), true).map_err(&open_err)?;
+        let store = build(retry.clone(), false).map_err(&open_err)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(WORKER_THREADS)
             .thread_name("larder-s3")
@@ -326,23 +473,33 @@ impl Inner {
             .collect()
     }
 
-    /// `s3://bucket/prefix/key`, for messages.
+    /// `s3://bucket/prefix/key` (or `az://...`), for messages.
     fn url_of(&self, key: &str) -> String {
         format!("{}/{key}", self.url)
     }
 
     /// Maps an `object_store` error to the backend's: missing and taken objects keep their
-    /// variants, everything else is I/O naming the bucket and the key, in one line.
+    /// variants, everything else is I/O naming the bucket (container) and the key, in one
+    /// line.
     fn error(&self, op: &'static str, key: &str, e: object_store::Error) -> Error {
         let text = one_line(&e);
-        // S3 answers 404 for a missing bucket too; that is no missing object.
-        if text.contains("NoSuchBucket") {
+        // S3 and Azure answer 404 for a missing bucket or container too; that is no missing
+        // object. Their error codes tell the two apart.
+        let missing_bucket = match self.url.scheme() {
+            Scheme::S3 => text.contains("NoSuchBucket"),
+            Scheme::Azure => text.contains("ContainerNotFound"),
+        };
+        if missing_bucket {
             return Error::Io {
                 op,
                 key: self.url_of(key),
                 source: std::io::Error::new(
                     std::io::ErrorKind::NotFound,
-                    format!("bucket `{}` does not exist", self.url.bucket()),
+                    format!(
+                        "{} `{}` does not exist",
+                        self.url.scheme().container_word(),
+                        self.url.bucket()
+                    ),
                 ),
             };
         }
@@ -382,11 +539,16 @@ impl Inner {
     /// every retry after such a failure that finds the key taken reads the object back: if
     /// it holds exactly `data`, it is this PUT that landed.
     fn put_create(&self, key: &str, data: PutPayload) -> Result<(), Error> {
-        self.put_create_with(&self.strict, key, data)
+        self.put_create_with(self.strict.as_ref(), key, data)
     }
 
     /// [`Inner::put_create`] through `store` (`strict`, or `bulk` for packs).
-    fn put_create_with(&self, store: &AmazonS3, key: &str, data: PutPayload) -> Result<(), Error> {
+    fn put_create_with(
+        &self,
+        store: &dyn ObjectStore,
+        key: &str,
+        data: PutPayload,
+    ) -> Result<(), Error> {
         let path = self.path(key);
         let mut maybe_landed = false;
         let mut backoff = self.retry.backoff.init_backoff;
@@ -493,6 +655,21 @@ impl Inner {
     }
 }
 
+/// The error of a backend for `url` that cannot be opened, from its reason.
+fn open_error(url: &ObjectStoreUrl) -> impl Fn(String) -> Error + use<> {
+    let key = url.to_string();
+    move |e| Error::Io {
+        op: "open",
+        key: key.clone(),
+        source: std::io::Error::other(e),
+    }
+}
+
+/// [`PACK_PUT_TIMEOUT`] as `object_store` reads a time limit.
+fn pack_put_timeout() -> String {
+    format!("{}s", PACK_PUT_TIMEOUT.as_secs())
+}
+
 /// The transport failure at the bottom of an `object_store` error, if it is one (the
 /// request never reached the server, or its answer never came back).
 fn transport_kind(e: &object_store::Error) -> Option<HttpErrorKind> {
@@ -506,7 +683,8 @@ fn transport_kind(e: &object_store::Error) -> Option<HttpErrorKind> {
     None
 }
 
-/// An error's text on one line: S3 error bodies are XML documents spread over many lines.
+/// An error's text on one line: S3 and Azure error bodies are XML documents spread over many
+/// lines.
 fn one_line(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
@@ -680,7 +858,7 @@ impl StagedObject for StagedUpload {
         let mut data = Vec::with_capacity(usize::try_from(self.len).unwrap_or(0));
         file.read_to_end(&mut data).map_err(local)?;
         self.inner
-            .put_create_with(&self.inner.bulk, k, PutPayload::from(data))
+            .put_create_with(self.inner.bulk.as_ref(), k, PutPayload::from(data))
     }
 }
 
@@ -700,6 +878,52 @@ mod tests {
         assert!(S3Url::parse("s3://Upper/x").is_err());
         assert!(S3Url::parse("s3://bucket/a/../b").is_err());
         assert!(S3Url::parse("gs://bucket").is_err());
+    }
+
+    #[test]
+    fn azure_urls() {
+        let u = ObjectStoreUrl::parse("az://my-container/a/b/").unwrap();
+        assert_eq!(u.scheme(), Scheme::Azure);
+        assert_eq!((u.bucket(), u.prefix()), ("my-container", "a/b"));
+        assert_eq!(u.to_string(), "az://my-container/a/b");
+        assert_eq!(
+            ObjectStoreUrl::parse("az://c0ntainer").unwrap().to_string(),
+            "az://c0ntainer"
+        );
+        for bad in [
+            "az://",
+            "az://ab",
+            "az://Upper",
+            "az://dotted.name",
+            "az://-lead",
+            "az://trail-",
+            "az://dou--ble",
+            "az://ok-name/a/../b",
+            "azure://container",
+        ] {
+            assert!(ObjectStoreUrl::parse(bad).is_err(), "{bad}");
+        }
+        // A backend is opened for its own scheme only.
+        let opts = || ObjectStoreOptions {
+            endpoint: Some("http://127.0.0.1:9".into()),
+            ..Default::default()
+        };
+        assert!(
+            ObjectStoreBackend::s3(ObjectStoreUrl::parse("az://ctr").unwrap(), opts()).is_err()
+        );
+        let b = ObjectStoreBackend::open(
+            ObjectStoreUrl::parse("az://ctr/repo").unwrap(),
+            ObjectStoreOptions {
+                settings: vec![
+                    ("azure_storage_account_name".into(), "acct".into()),
+                    ("azure_storage_account_key".into(), "a2V5".into()),
+                ],
+                ..opts()
+            },
+        )
+        .unwrap();
+        assert_eq!(b.inner.path("locks/x").as_ref(), "repo/locks/x");
+        assert_eq!(b.location(), "az://ctr/repo");
     }
 
     #[test]
