@@ -132,6 +132,10 @@ pub struct IoProfile {
     pub uploads_in_flight: usize,
     /// Largest single range read: adjacent blobs of one pack are read together up to this.
     pub max_read_run: u64,
+    /// Blobs of one pack this far apart (or closer) are still read in one request, the bytes
+    /// between them read and dropped: on object storage a request costs more than a few
+    /// hundred KiB of transfer.
+    pub max_read_gap: u64,
 }
 
 impl IoProfile {
@@ -140,6 +144,7 @@ impl IoProfile {
     pub const LOCAL: IoProfile = IoProfile {
         uploads_in_flight: 2,
         max_read_run: 1024 * 1024,
+        max_read_gap: 0,
     };
 }
 

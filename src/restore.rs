@@ -61,16 +61,19 @@ pub fn stream_root(snap: &Snapshot) -> Result<StreamRoot> {
 /// One chunk to load: where it is and how long the content list says it is.
 type Located = (BlobLocation, u64);
 
-/// Splits a batch into runs of adjacent blobs in one pack, each at most `max_run` bytes
-/// (the backend's [`IoProfile`](crate::backend::IoProfile)) unless one blob is larger.
-fn runs(batch: &[Located], max_run: u64) -> Vec<&[Located]> {
+/// Splits a batch into runs: blobs of one pack in increasing offsets, each at most
+/// `max_gap` bytes after the previous one, spanning at most `max_run` bytes (unless one blob
+/// is larger); the backend's [`IoProfile`](crate::backend::IoProfile) sets both.
+fn runs(batch: &[Located], max_run: u64, max_gap: u64) -> Vec<&[Located]> {
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..=batch.len() {
         let split = i == batch.len() || {
             let (a, b) = (&batch[i - 1].0, &batch[i].0);
+            let end = a.entry.range().end;
             a.pack != b.pack
-                || a.entry.range().end != b.entry.offset
+                || b.entry.offset < end
+                || b.entry.offset - end > max_gap
                 || b.entry.range().end - batch[start].0.entry.offset > max_run
         };
         if split {
@@ -79,6 +82,54 @@ fn runs(batch: &[Located], max_run: u64) -> Vec<&[Located]> {
         }
     }
     out
+}
+
+/// Loads a batch of chunks, verified, in the batch's order. Reads go in pack and offset
+/// order, so that a stream interleaving an older snapshot's packs with its own new ones (a
+/// changed dump) costs a few range reads per pack and batch, not one per switch; a blob
+/// that occurs several times in the batch is read once.
+fn load_batch(
+    b: &dyn Backend,
+    keys: &Keys,
+    io: crate::backend::IoProfile,
+    batch: &[Located],
+) -> Result<Vec<Vec<u8>>> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by_key(|&i| (batch[i].0.pack, batch[i].0.entry.offset));
+    // The distinct blobs in read order, and for each batch position its distinct index.
+    let mut unique: Vec<Located> = Vec::with_capacity(batch.len());
+    let mut slot = vec![0usize; batch.len()];
+    for &i in &order {
+        let (at, _) = &batch[i];
+        let same = unique
+            .last()
+            .is_some_and(|(u, _)| u.pack == at.pack && u.entry.offset == at.entry.offset);
+        if !same {
+            unique.push(batch[i]);
+        }
+        slot[i] = unique.len() - 1;
+    }
+    let parts: Vec<Vec<Vec<u8>>> = runs(&unique, io.max_read_run, io.max_read_gap)
+        .par_iter()
+        .map(|run| load_run(b, keys, run))
+        .collect::<Result<_>>()?;
+    let mut loaded: Vec<Vec<u8>> = parts.into_iter().flatten().collect();
+    // Uses left of each distinct blob: the last one takes it, earlier ones copy it.
+    let mut uses = vec![0usize; loaded.len()];
+    for &u in &slot {
+        uses[u] += 1;
+    }
+    Ok(slot
+        .into_iter()
+        .map(|u| {
+            uses[u] -= 1;
+            if uses[u] == 0 {
+                std::mem::take(&mut loaded[u])
+            } else {
+                loaded[u].clone()
+            }
+        })
+        .collect())
 }
 
 /// Reads one run with a single range request and opens each blob in it.
@@ -93,22 +144,30 @@ fn load_run(b: &dyn Backend, keys: &Keys, run: &[Located]) -> Result<Vec<Vec<u8>
             base..last.0.entry.range().end,
         )
         .map_err(Error::reading_pack(first.0.pack))?;
-    // Blobs of a run are adjacent: cut the buffer into one disjoint slice per blob and open
-    // them in parallel (a run can be a whole batch when a stream was stored in one go).
+    // Blobs of a run are in increasing order, with gaps between some: cut the buffer into
+    // one disjoint slice per blob, dropping the gaps, and open them in parallel (a run can
+    // be a whole batch when a stream was stored in one go).
     let mut slices = Vec::with_capacity(run.len());
     let mut rest = bytes.as_mut_slice();
     let mut pos = base;
     for (at, _) in run {
         let r = at.entry.range();
+        let outside = || Error::CorruptBlob {
+            pack: at.pack,
+            blob: at.entry.id,
+            reason: "range outside the read",
+        };
+        let gap = r
+            .start
+            .checked_sub(pos)
+            .and_then(|g| usize::try_from(g).ok())
+            .ok_or_else(outside)?;
         let len = usize::try_from(r.end - r.start).unwrap_or(usize::MAX);
-        if r.start != pos || len > rest.len() {
-            return Err(Error::CorruptBlob {
-                pack: at.pack,
-                blob: at.entry.id,
-                reason: "range outside the read",
-            });
+        if gap.saturating_add(len) > rest.len() {
+            return Err(outside());
         }
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
+        let (_, from) = std::mem::take(&mut rest).split_at_mut(gap);
+        let (head, tail) = from.split_at_mut(len);
         slices.push(head);
         rest = tail;
         pos = r.end;
@@ -186,16 +245,15 @@ pub fn restore_content(
         .map(|(at, c)| Ok((at.ok_or(Error::MissingBlob { blob: c.id })?, c.size)))
         .collect::<Result<Vec<Located>>>()?;
     let mut stats = RestoreStats::default();
-    for run in runs(&batch, repo.backend().io_profile().max_read_run) {
-        for chunk in load_run(repo.backend().as_ref(), repo.keys(), run)? {
-            sink.write_all(&chunk).map_err(|source| Error::SinkWrite {
-                target: target.to_owned(),
-                source,
-            })?;
-            progress.bytes(chunk.len() as u64);
-            stats.chunks += 1;
-            stats.bytes += chunk.len() as u64;
-        }
+    let io = repo.backend().io_profile();
+    for chunk in load_batch(repo.backend().as_ref(), repo.keys(), io, &batch)? {
+        sink.write_all(&chunk).map_err(|source| Error::SinkWrite {
+            target: target.to_owned(),
+            source,
+        })?;
+        progress.bytes(chunk.len() as u64);
+        stats.chunks += 1;
+        stats.bytes += chunk.len() as u64;
     }
     if stats.bytes != size {
         return Err(Error::Internal(format!(
@@ -218,7 +276,7 @@ pub fn restore_list(
     let started = Instant::now();
     let backend = repo.backend().clone();
     let keys = repo.keys().clone();
-    let max_run = backend.io_profile().max_read_run;
+    let io = backend.io_profile();
     let walker_catalog = repo.open_catalog()?;
     let (tx, rx) = crossbeam_channel::bounded::<Result<Vec<Located>>>(2);
     let mut stats = RestoreStats::default();
@@ -284,14 +342,8 @@ pub fn restore_list(
                     Ok(())
                 },
                 || {
-                    next.map(|batch| {
-                        let parts: Vec<Vec<Vec<u8>>> = runs(&batch, max_run)
-                            .par_iter()
-                            .map(|run| load_run(backend.as_ref(), &keys, run))
-                            .collect::<Result<_>>()?;
-                        Ok::<_, Error>(parts.into_iter().flatten().collect::<Vec<_>>())
-                    })
-                    .transpose()
+                    next.map(|batch| load_batch(backend.as_ref(), &keys, io, &batch))
+                        .transpose()
                 },
             );
             written?;
@@ -323,7 +375,7 @@ pub(crate) struct ChunkSource {
     catalog: crate::catalog::Catalog,
     backend: std::sync::Arc<dyn Backend>,
     keys: std::sync::Arc<Keys>,
-    max_run: u64,
+    io: crate::backend::IoProfile,
 }
 
 impl ChunkSource {
@@ -333,7 +385,7 @@ impl ChunkSource {
             catalog: repo.open_catalog()?,
             backend: repo.backend().clone(),
             keys: repo.keys().clone(),
-            max_run: repo.backend().io_profile().max_read_run,
+            io: repo.backend().io_profile(),
         })
     }
 
@@ -348,12 +400,7 @@ impl ChunkSource {
             .zip(entries)
             .map(|(at, e)| Ok((at.ok_or(Error::MissingBlob { blob: e.id })?, e.size)))
             .collect::<Result<Vec<Located>>>()?;
-        let (backend, keys) = (self.backend.as_ref(), self.keys.as_ref());
-        let parts: Vec<Vec<Vec<u8>>> = runs(&batch, self.max_run)
-            .par_iter()
-            .map(|run| load_run(backend, keys, run))
-            .collect::<Result<_>>()?;
-        Ok(parts.into_iter().flatten().collect())
+        load_batch(self.backend.as_ref(), &self.keys, self.io, &batch)
     }
 
     /// A verified blob of another kind (content list or tree).
@@ -544,4 +591,86 @@ pub fn restore_to_file(
         .and_then(|d| d.sync_all())
         .map_err(io("cannot fsync the directory of"))?;
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::local::LocalBackend;
+    use crate::crypto::MasterKey;
+    use crate::id::RepoId;
+    use crate::pack::writer::PackWriter;
+
+    /// Four blobs in one pack of a local backend: their locations and plaintexts.
+    fn pack(b: &LocalBackend, keys: &Keys) -> (Vec<Located>, Vec<Vec<u8>>) {
+        let plains: Vec<Vec<u8>> = (0u8..4).map(|i| vec![i; 1000 + usize::from(i)]).collect();
+        let mut w = PackWriter::new(1 << 30);
+        for p in &plains {
+            let id = keys.blob_id(BlobKind::Data, p);
+            let sealed = blob::seal(keys, BlobKind::Data, id, p, 1).unwrap();
+            assert!(w.add(b, keys, &sealed).unwrap().is_none());
+        }
+        let done = w.finish(keys).unwrap().unwrap();
+        done.staged.commit(&ObjectKey::pack(&done.id)).unwrap();
+        let located = done
+            .blobs
+            .iter()
+            .map(|e| {
+                let at = BlobLocation {
+                    pack: done.id,
+                    entry: *e,
+                };
+                (at, u64::from(e.raw_len))
+            })
+            .collect();
+        (located, plains)
+    }
+
+    #[test]
+    fn runs_read_across_small_gaps_forward_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::create(dir.path().join("r")).unwrap();
+        let keys = Keys::derive(RepoId([4; 32]), MasterKey::generate());
+        let (at, plains) = pack(&b, &keys);
+        // Blobs 0, 2, 3, then 1 (backwards): a gap of one blob between 0 and 2.
+        let batch = vec![at[0], at[2], at[3], at[1]];
+        let blob_len = at[1].0.entry.range().end - at[1].0.entry.offset;
+        let lens = |runs: Vec<&[Located]>| runs.iter().map(|r| r.len()).collect::<Vec<_>>();
+        assert_eq!(lens(runs(&batch, 1 << 20, 0)), [1, 2, 1]);
+        assert_eq!(lens(runs(&batch, 1 << 20, blob_len)), [3, 1]);
+        assert_eq!(lens(runs(&batch, 1 << 20, blob_len - 1)), [1, 2, 1]);
+        // The span limit still splits.
+        assert_eq!(lens(runs(&batch, blob_len * 2, blob_len)), [1, 2, 1]);
+        let mut got = Vec::new();
+        for run in runs(&batch, 1 << 20, blob_len) {
+            got.extend(load_run(&b, &keys, run).unwrap());
+        }
+        let want = [0, 2, 3, 1].map(|i: usize| plains[i].clone());
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_batch_is_read_in_pack_order_once_per_blob_and_returned_in_its_own_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = std::sync::Arc::new(LocalBackend::create(dir.path().join("r")).unwrap());
+        let keys = Keys::derive(RepoId([5; 32]), MasterKey::generate());
+        let (at, plains) = pack(&local, &keys);
+        let counts = std::sync::Arc::new(crate::backend::counting::RequestCounts::default());
+        let b = crate::backend::counting::CountingBackend::new(local, counts.clone());
+        let io = crate::backend::IoProfile {
+            max_read_gap: 1 << 20,
+            ..crate::backend::IoProfile::LOCAL
+        };
+        let order = [3usize, 1, 0, 1, 2, 3];
+        let batch: Vec<Located> = order.iter().map(|&i| at[i]).collect();
+        let got = load_batch(&b, &keys, io, &batch).unwrap();
+        let want: Vec<Vec<u8>> = order.iter().map(|&i| plains[i].clone()).collect();
+        assert_eq!(got, want);
+        assert_eq!(counts.snapshot().get, 1, "one read for the whole pack");
+        // Without gaps allowed, still one read per distinct run, never one per repeat.
+        let io = crate::backend::IoProfile::LOCAL;
+        let before = counts.snapshot().get;
+        assert_eq!(load_batch(&b, &keys, io, &batch).unwrap(), want);
+        assert_eq!(counts.snapshot().get - before, 1);
+    }
 }

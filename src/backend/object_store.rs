@@ -71,6 +71,11 @@ pub const UPLOADS_IN_FLIGHT: usize = 4;
 /// Largest range read of adjacent blobs on restore and check.
 pub const MAX_READ_RUN: u64 = 8 * 1024 * 1024;
 
+/// Largest gap between two blobs read in one request (the bytes between are dropped): a
+/// stream whose chunks are scattered through an older snapshot's packs (a changed dump)
+/// skips a few chunks at a time, and each skip would otherwise cost a GET.
+pub const MAX_READ_GAP: u64 = 256 * 1024;
+
 /// Whole-request time limit of a pack upload (a PUT of up to [`MULTIPART_THRESHOLD`], or one
 /// part), unless `AWS_TIMEOUT` (Azure: `AZURE_TIMEOUT`) says otherwise: enough for four
 /// 16 MiB packs sharing a 1 Mbit/s uplink. Everything else keeps `object_store`'s 30 s.
@@ -798,6 +803,7 @@ impl Backend for ObjectStoreBackend {
         IoProfile {
             uploads_in_flight: UPLOADS_IN_FLIGHT,
             max_read_run: MAX_READ_RUN,
+            max_read_gap: MAX_READ_GAP,
         }
     }
 
