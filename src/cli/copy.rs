@@ -20,7 +20,7 @@ use super::{Ctx, PasswordSource, exit};
 /// The repository to read from.
 #[derive(Debug, clap::Args)]
 pub struct FromArgs {
-    /// The source repository: a directory or s3://bucket/prefix.
+    /// The source repository: a directory, s3://bucket/prefix or az://container/prefix.
     #[arg(long, env = "LARDER_FROM_REPOSITORY", value_name = "PATH|URL")]
     pub from: Option<String>,
     /// Read the source's password from this file (default: the same password as the
