@@ -16,8 +16,9 @@
     reason = "test helpers fail the test by panicking"
 )]
 
+mod common;
+
 use std::ffi::OsStr;
-use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -64,19 +65,12 @@ fn dumps(test: &str) -> Option<&'static Dumps> {
     match DUMPS.get_or_init(make_dumps) {
         Ok(d) => Some(d),
         Err(Unavailable::Failed(why)) => panic!("{test}: {why}"),
-        Err(Unavailable::NotInstalled(why)) => {
-            if std::env::var_os("CI").is_some() {
-                panic!("{test}: PostgreSQL is not installed: {why}");
-            }
-            // Straight to stderr: the harness captures `eprintln!` of a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n!!!!! SKIPPED {test}: PostgreSQL is not installed: {why}\n\
-                 !!!!! install it with .ci/install-deps.sh (apt-get install postgresql); \
-                 with CI set this is a failure\n"
-            );
-            None
-        }
+        Err(Unavailable::NotInstalled(why)) => common::required(
+            test,
+            "PostgreSQL is not installed",
+            "apt-get install postgresql",
+            Err(why.clone()),
+        ),
     }
 }
 

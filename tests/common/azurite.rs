@@ -50,23 +50,12 @@ impl AzuriteServer {
     /// Starts a server, or says loudly why it cannot: `None` (skip) outside CI, a panic in
     /// CI (`CI` set), where the Azure tests must run.
     pub fn start(test: &str) -> Option<Self> {
-        match Self::try_start() {
-            Ok(s) => Some(s),
-            Err(why) => {
-                if std::env::var_os("CI").is_some() {
-                    panic!("{test}: cannot start the Azure test server (Azurite): {why}");
-                }
-                // Straight to stderr: the test harness captures `eprintln!` of a passing
-                // test, and this note must be seen.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n!!!!! SKIPPED {test}: cannot start the Azure test server (Azurite): {why}\n\
-                     !!!!! install it with .ci/install-deps.sh (npm install -g azurite); \
-                     with CI set this is a failure\n"
-                );
-                None
-            }
-        }
+        crate::common::required(
+            test,
+            "cannot start the Azure test server (Azurite)",
+            "npm install -g azurite",
+            Self::try_start(),
+        )
     }
 
     fn try_start() -> Result<Self, String> {

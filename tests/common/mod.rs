@@ -295,6 +295,30 @@ impl Default for Env {
     }
 }
 
+/// What a test needs from outside (a server, a program): `Some` when `started` is `Ok`.
+/// Without it the test fails when `CI` is set (CI must run every test) and is otherwise
+/// skipped with a loud note on stderr, never passed in silence. `what` names the missing
+/// thing, `install` how to get it.
+pub fn required<T>(test: &str, what: &str, install: &str, started: Result<T, String>) -> Option<T> {
+    let why = match started {
+        Ok(t) => return Some(t),
+        Err(why) => why,
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: {what}: {why}");
+    }
+    // Straight to stderr: the test harness captures `eprintln!` of a passing test, and this
+    // note must be seen.
+    let _ = std::io::Write::write_fmt(
+        &mut std::io::stderr(),
+        format_args!(
+            "\n!!!!! SKIPPED {test}: {what}: {why}\n\
+             !!!!! install it with .ci/install-deps.sh ({install}); with CI set this is a failure\n\n"
+        ),
+    );
+    None
+}
+
 /// The last path component as a string.
 pub fn file_name(p: &Path) -> String {
     p.file_name()

@@ -51,23 +51,12 @@ impl S3Server {
     /// Starts a server, or says loudly why it cannot: `None` (skip) outside CI, a panic in
     /// CI (`CI` set), where the object-store tests must run.
     pub fn start(test: &str) -> Option<Self> {
-        match Self::try_start() {
-            Ok(s) => Some(s),
-            Err(why) => {
-                if std::env::var_os("CI").is_some() {
-                    panic!("{test}: cannot start the S3 test server (moto): {why}");
-                }
-                // Straight to stderr: the test harness captures `eprintln!` of a passing
-                // test, and this note must be seen.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "\n!!!!! SKIPPED {test}: cannot start the S3 test server (moto): {why}\n\
-                     !!!!! install it with .ci/install-deps.sh (pip install 'moto[server]'); \
-                     with CI set this is a failure\n"
-                );
-                None
-            }
-        }
+        crate::common::required(
+            test,
+            "cannot start the S3 test server (moto)",
+            "pip install 'moto[server]'",
+            Self::try_start(),
+        )
     }
 
     fn try_start() -> Result<Self, String> {
