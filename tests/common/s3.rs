@@ -156,23 +156,7 @@ impl S3Server {
     /// One HTTP/1.1 request with an empty body on its own connection; the status code and
     /// the rest of the answer (headers and body) as text.
     fn exchange(&self, method: &str, path: &str) -> Result<(u16, String), String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .map_err(|e| e.to_string())?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .map_err(|e| e.to_string())?;
-        let mut answer = Vec::new();
-        s.read_to_end(&mut answer).map_err(|e| e.to_string())?;
-        let answer = String::from_utf8_lossy(&answer).into_owned();
-        let status = answer
-            .get(9..12)
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| format!("not an HTTP answer: {:?}", answer.get(..40)))?;
-        Ok((status, answer))
+        self.exchange_with(method, path, &[], b"")
     }
 
     /// The variables a `larder` process needs to reach this server: endpoint, region and
