@@ -79,6 +79,7 @@ fn backup(repo: &mut Repo, data: &[u8]) -> SnapshotReport {
         repo,
         data,
         Source::Stdin,
+        &larder::backup::inspect::Inspector::new(None),
         |_| Ok(ProducerStatus::Unknown),
         &opts,
         &NoProgress,

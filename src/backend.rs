@@ -13,7 +13,7 @@ pub mod object_store;
 use std::fmt;
 use std::ops::Range;
 
-use crate::id::{IndexId, KeyId, LockId, PackId, SnapshotId};
+use crate::id::{EventId, IndexId, KeyId, LockId, PackId, SnapshotId};
 
 /// A key (path) of an object in the repository.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -51,6 +51,11 @@ impl ObjectKey {
         Self(format!("{}{id}", Prefix::Locks.as_str()))
     }
 
+    /// `events/<id>`
+    pub fn event(id: &EventId) -> Self {
+        Self(format!("{}{id}", Prefix::Events.as_str()))
+    }
+
     /// An arbitrary key (tests and listings).
     pub fn from_raw(s: impl Into<String>) -> Self {
         Self(s.into())
@@ -86,6 +91,8 @@ pub enum Prefix {
     Snapshots,
     /// `locks/`
     Locks,
+    /// `events/`
+    Events,
 }
 
 impl Prefix {
@@ -97,6 +104,7 @@ impl Prefix {
             Prefix::Index => "index/",
             Prefix::Snapshots => "snapshots/",
             Prefix::Locks => "locks/",
+            Prefix::Events => "events/",
         }
     }
 }

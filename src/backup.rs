@@ -12,6 +12,7 @@
 //! producer (if larder ran it) exited 0.
 
 pub mod dir;
+pub mod inspect;
 pub mod source;
 
 use std::io::Read;
@@ -22,10 +23,11 @@ use rayon::prelude::*;
 use crate::blob::{self, SealedBlob};
 use crate::chunker::{Batch, Chunker};
 use crate::content_list::{self, ContentListBuilder, StreamRoot};
+use crate::dump_check::Verdict;
 use crate::error::{Error, Result};
 use crate::format::BlobKind;
 use crate::format::content_list::ListEntry;
-use crate::format::snapshot::{ProducerStatus, Root, Snapshot, Source};
+use crate::format::snapshot::{ProducerStatus, Quarantine, Root, Snapshot, Source};
 use crate::id::{BlobId, SnapshotId};
 use crate::progress::Progress;
 use crate::repo::writer::{RepoWriter, WriteStats};
@@ -52,6 +54,12 @@ pub struct SnapshotOptions {
     /// written, so that a writer whose lock was taken over (suspended past the stale time)
     /// never commits a snapshot that a concurrent prune may have pulled data from under.
     pub lock: Option<crate::repo::lock::LockCheck>,
+    /// Streams: the dump check (`--verify`); a stream that fails it is quarantined.
+    pub verify: Option<crate::dump_check::DumpKind>,
+    /// Producer mode: kill the producer after this long (no snapshot).
+    pub timeout: Option<std::time::Duration>,
+    /// Producer mode: kill the producer when it writes nothing for this long (no snapshot).
+    pub stall_timeout: Option<std::time::Duration>,
 }
 
 /// What a stored stream came to.
@@ -226,13 +234,18 @@ pub(crate) fn add_prepared(
     Ok(())
 }
 
-/// Stores `src` and, if `status` (called once the stream has ended) reports success, writes
-/// the snapshot. Whatever happens, the data already written is indexed so that a retry
-/// deduplicates against it; without a snapshot it stays unreferenced until prune.
+/// Stores `src` (seen by `inspector` on the way) and writes the snapshot. `status` is
+/// called once the stream has ended: an error means no snapshot (the producer could not be
+/// waited for, or larder killed it); a producer that failed on its own after writing bytes,
+/// or a stream that fails its dump check, gives a snapshot marked quarantined (invariant 3:
+/// never a quiet truncated one). Whatever happens, the data already written is indexed so
+/// that a retry deduplicates against it; without a snapshot it stays unreferenced until
+/// prune.
 pub fn snapshot_stream(
     repo: &mut Repo,
     src: impl Read + Send,
     source: Source,
+    inspector: &inspect::Inspector,
     status: impl FnOnce(&Result<StreamStats>) -> Result<ProducerStatus>,
     opts: &SnapshotOptions,
     progress: &dyn Progress,
@@ -245,19 +258,53 @@ pub fn snapshot_stream(
         Source::Paths { paths } => paths.join(", "),
     };
     let mut w = RepoWriter::new(repo, opts.zstd_level);
-    let stored = store_stream(&mut w, src, &what, progress);
+    let stored = store_stream(&mut w, inspector.reader(src), &what, progress);
     let producer = status(&stored);
     let written = w.finish();
     let stream = stored?;
     let producer_status = producer?;
     let write = written?;
+    let inspection = inspector.finish();
+    let host = opts
+        .host
+        .clone()
+        .unwrap_or_else(crate::snapshot::default_host);
+    let quarantined = if !producer_status.is_success() {
+        if stream.root.size == 0 {
+            // Nothing to keep: a plain failure.
+            return Err(Error::SourceFailed {
+                cmd: match &source {
+                    Source::Command { argv } => argv.join(" "),
+                    _ => what,
+                },
+                status: describe_status(&producer_status),
+            });
+        }
+        let cmd = match &source {
+            Source::Command { argv } => argv.join(" "),
+            _ => what.clone(),
+        };
+        Some(Quarantine {
+            check: "producer".into(),
+            reason: format!("`{cmd}` {}", describe_status(&producer_status)),
+        })
+    } else {
+        match &inspection.verdict {
+            Some((kind, Verdict::Failed { reason })) => Some(Quarantine {
+                check: kind.name().into(),
+                reason: reason.clone(),
+            }),
+            _ => None,
+        }
+    };
+    let mut warnings = inspection.warnings;
+    if let Some(w) = shrink_warning(repo, &opts.name, &host, stream.root.size)? {
+        warnings.push(w);
+    }
     let snapshot = Snapshot {
         time,
         duration: started.elapsed().as_secs_f64(),
-        host: opts
-            .host
-            .clone()
-            .unwrap_or_else(crate::snapshot::default_host),
+        host,
         name: opts.name.clone(),
         tags: opts.tags.clone(),
         source,
@@ -277,8 +324,39 @@ pub fn snapshot_stream(
         tree_counts: None,
         damaged: None,
         original: None,
+        quarantined,
+        warnings,
     };
     commit(repo, opts, snapshot, write)
+}
+
+/// How a failed producer ended, in words.
+fn describe_status(s: &ProducerStatus) -> String {
+    match s {
+        ProducerStatus::Exited { code } => format!("exited with status {code}"),
+        ProducerStatus::Killed { signal } => format!("was killed by signal {signal}"),
+        ProducerStatus::Unknown => "ended in an unknown way".into(),
+    }
+}
+
+/// A warning when a stream is less than half the size of the newest good snapshot of its
+/// series (same name and host): a dump that lost a table often still ends cleanly.
+fn shrink_warning(repo: &Repo, name: &str, host: &str, size: u64) -> Result<Option<String>> {
+    let previous = repo
+        .catalog()
+        .snapshots()?
+        .into_iter()
+        .rev()
+        .find(|(_, s)| s.name == name && s.host == host && s.is_good());
+    Ok(previous.and_then(|(id, p)| {
+        (size.saturating_mul(2) < p.bytes_read).then(|| {
+            format!(
+                "the stream is {size} bytes, less than half the {} bytes of the previous snapshot {} of this series",
+                p.bytes_read,
+                id.short()
+            )
+        })
+    }))
 }
 
 /// Writes the snapshot object (last, after its data is indexed) once the lock it ran under

@@ -6,6 +6,7 @@
 //! load) and, on restore, content list → **catalog lookup** → pack range read. All SQL lives
 //! in this module.
 
+pub mod event;
 pub mod live;
 pub mod schema;
 pub mod sync;

@@ -41,9 +41,11 @@ use crate::backend::{self, Backend, ObjectKey, Prefix};
 use crate::crypto::Keys;
 use crate::error::{Error, ErrorKind, Result};
 use crate::format::pack::BlobEntry;
-use crate::id::{BlobId, IndexId, PackId, SnapshotId};
+use crate::id::{BlobId, EventId, IndexId, PackId, SnapshotId};
 use crate::progress::Progress;
 use crate::repo::Repo;
+use crate::repo::object;
+use rayon::prelude::*;
 
 /// Which packs `check` downloads and verifies blob by blob.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -87,6 +89,8 @@ pub enum Object {
     IndexSegment(IndexId),
     /// `snapshots/<id>`
     Snapshot(SnapshotId),
+    /// `events/<id>`
+    Event(EventId),
     /// A blob that is in no pack the index names.
     Blob(BlobId),
 }
@@ -97,6 +101,7 @@ impl fmt::Display for Object {
             Object::Pack(id) => ObjectKey::pack(id).fmt(f),
             Object::IndexSegment(id) => ObjectKey::index(id).fmt(f),
             Object::Snapshot(id) => ObjectKey::snapshot(id).fmt(f),
+            Object::Event(id) => ObjectKey::event(id).fmt(f),
             Object::Blob(id) => write!(f, "blob {id}"),
         }
     }
@@ -137,6 +142,10 @@ pub enum ProblemKind {
     BlobInvalid,
     /// A snapshot object does not match its name, fails authentication or does not decode.
     SnapshotUnreadable,
+    /// An event object (a run, drill or prune record) does not match its name, fails
+    /// authentication or does not decode. No snapshot depends on it; `status` loses a line of
+    /// history.
+    EventUnreadable,
 }
 
 /// One piece of damage.
@@ -250,6 +259,7 @@ pub fn run(repo: &Repo, opts: &CheckOptions, progress: &dyn Progress) -> Result<
     let selected = select(&indexed.present, opts.read_data);
     c.read_packs(&selected)?;
     let snapshots = c.check_snapshots()?;
+    c.check_events()?;
     c.warn_unreferenced(unreferenced);
     c.attribute(&snapshots);
     known_damage(repo, &mut c.report)?;
@@ -468,6 +478,34 @@ impl Checker<'_> {
             groups,
         });
         self.report.problems.len() - 1
+    }
+
+    /// Every event object reads (they are few and small: prune keeps the newest of each
+    /// kind and series).
+    fn check_events(&mut self) -> Result<()> {
+        let ids: Vec<EventId> = self.list_ids(Prefix::Events)?;
+        let store = self.store;
+        let loaded: Vec<_> = ids
+            .par_iter()
+            .map(|id| {
+                store.counted(1);
+                object::load_event(store.backend, store.keys, id).map(|_| ())
+            })
+            .collect();
+        for (id, r) in ids.iter().zip(loaded) {
+            if let Err(e) = r {
+                let msg = failure(e, "")?;
+                let g = self.new_group();
+                self.problem(
+                    ProblemKind::EventUnreadable,
+                    Object::Event(*id),
+                    None,
+                    msg,
+                    vec![g],
+                );
+            }
+        }
+        Ok(())
     }
 
     fn pack_problem(&mut self, kind: ProblemKind, pack: PackId, msg: String) {

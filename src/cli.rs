@@ -14,6 +14,7 @@ macro_rules! outln {
 pub mod cat;
 pub mod check;
 pub mod copy;
+pub mod drill;
 pub mod exit;
 pub mod forget;
 pub mod init;
@@ -22,9 +23,11 @@ pub mod output;
 pub mod prune;
 pub mod repair;
 pub mod restore;
+pub mod run;
 pub mod snapshot;
 pub mod snapshots;
 pub mod stats;
+pub mod status;
 pub mod tree;
 pub mod unlock;
 
@@ -54,6 +57,13 @@ pub struct Cli {
     global: Global,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// What to log when `RUST_LOG` is not set, from `-q` / `-v`.
+    pub fn log_level(&self) -> tracing_subscriber::filter::LevelFilter {
+        output::log_level(self.global.quiet, self.global.verbose)
+    }
 }
 
 /// Options every command takes.
@@ -88,12 +98,24 @@ struct Global {
     /// Where the local catalog cache lives (default: the platform cache directory).
     #[arg(long, env = "LARDER_CACHE_DIR", global = true, value_name = "DIR")]
     cache_dir: Option<PathBuf>,
+    /// Configuration file (TOML): the repository, its password and the series `larder run`
+    /// knows. Flags and environment variables win over it.
+    #[arg(long, env = "LARDER_CONFIG", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// After `run`, `drill` and `status`: write the Prometheus textfile-collector file here
+    /// (atomically; README "Metrics").
+    #[arg(long, env = "LARDER_METRICS_FILE", global = true, value_name = "PATH")]
+    metrics_file: Option<PathBuf>,
     /// Print machine-readable JSON on stdout instead of text.
     #[arg(long, global = true)]
     json: bool,
-    /// No progress line, even on a terminal.
+    /// No progress bar, even on a terminal; log only errors.
     #[arg(long, short = 'q', global = true)]
     quiet: bool,
+    /// Log more on stderr: -v info, -vv debug, -vvv trace (RUST_LOG, if set, decides
+    /// instead).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
     /// Wait this long for a conflicting lock to go away (`30s`, `30m`, `2h`) instead of
     /// failing at once with exit 11.
     #[arg(long, env = "LARDER_LOCK_WAIT", global = true, value_name = "DURATION", value_parser = parse_duration)]
@@ -109,22 +131,7 @@ pub fn requests() -> Arc<RequestCounts> {
 
 /// Parses `90`, `90s`, `30m`, `2h`, `1d` (whole numbers).
 pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 30s, 30m, 2h or 1d"))?;
-    let secs = match unit.trim() {
-        "" | "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{s:?} is not a duration like 30s, 30m, 2h or 1d")),
-    };
-    n.checked_mul(secs)
-        .map(std::time::Duration::from_secs)
-        .ok_or_else(|| format!("{s:?} is too long"))
+    larder::config::parse_duration(s)
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +166,15 @@ enum Command {
     /// Copy snapshots the destination lacks from another repository (an offsite replica),
     /// with the destination's keys; idempotent, and resumable after a kill.
     Copy(copy::Args),
+    /// Run series of the --config file: snapshot, retention, scheduled prune, metrics and
+    /// notifications; the one line for cron, a systemd timer or a CronJob.
+    Run(run::Args),
+    /// Per series: last good snapshot, age, size, dedup, last run and drill; exit 15 when a
+    /// series is older than its max_age.
+    Status(status::Args),
+    /// Restore a series' newest good snapshot into its drill command (e.g. pg_restore
+    /// --list), verifying every blob; record pass or fail in the repository.
+    Drill(drill::Args),
     /// Remove stale locks (left by killed processes); `--remove-all` removes every lock.
     Unlock(unlock::Args),
     /// Remove snapshots by a retention policy (restic's semantics); --prune to free space.
@@ -172,7 +188,14 @@ enum Command {
 
 /// Runs one command; returns the exit code of a run that did not fail.
 pub fn run(cli: Cli) -> Result<u8> {
-    let ctx = Ctx { g: cli.global };
+    let config = match &cli.global.config {
+        Some(path) => larder::config::Config::load(path)?,
+        None => larder::config::Config::default(),
+    };
+    let ctx = Ctx {
+        g: cli.global,
+        config,
+    };
     let done = match cli.command {
         Command::Init(a) => init::run(a, &ctx),
         Command::Snapshot(a) => return snapshot::run(a, &ctx),
@@ -186,6 +209,9 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Cat(a) => cat::run(a, &ctx),
         Command::Check(a) => check::run(a, &ctx),
         Command::Copy(a) => return copy::run(a, &ctx),
+        Command::Run(a) => return run::run(a, &ctx),
+        Command::Status(a) => return status::run(a, &ctx),
+        Command::Drill(a) => return drill::run(a, &ctx),
         Command::Unlock(a) => unlock::run(a, &ctx),
         Command::Forget(a) => forget::run(a, &ctx),
         Command::Prune(a) => prune::run(a, &ctx),
@@ -197,6 +223,8 @@ pub fn run(cli: Cli) -> Result<u8> {
 /// What every command shares: where the repository is and how to unlock it.
 pub struct Ctx {
     g: Global,
+    /// The `--config` file (empty without one).
+    config: larder::config::Config,
 }
 
 impl Ctx {
@@ -215,15 +243,22 @@ impl Ctx {
         !self.g.quiet && !self.g.json
     }
 
-    /// The repository location, as given.
+    /// The configuration file's contents (defaults without `--config`).
+    pub fn config(&self) -> &larder::config::Config {
+        &self.config
+    }
+
+    /// The repository location: `--repo` / `LARDER_REPOSITORY`, else the config's `url`.
     pub fn location(&self) -> Result<&str> {
         self.g
             .repo
             .as_deref()
             .filter(|r| !r.is_empty())
+            .or(self.config.repository.url.as_deref())
+            .filter(|r| !r.is_empty())
             .ok_or_else(|| {
                 anyhow::Error::new(larder::Error::InvalidArgument(
-                    "no repository given: use --repo or set LARDER_REPOSITORY".into(),
+                    "no repository given: use --repo, set LARDER_REPOSITORY or `url` in the --config file".into(),
                 ))
             })
     }
@@ -243,7 +278,11 @@ impl Ctx {
         s3_endpoint: Option<&str>,
         also: Option<Arc<RequestCounts>>,
     ) -> Result<Arc<dyn Backend>> {
-        let endpoint = s3_endpoint.or(self.g.s3_endpoint.as_deref());
+        let endpoint = s3_endpoint.or(self.g.s3_endpoint.as_deref()).or(self
+            .config
+            .repository
+            .s3_endpoint
+            .as_deref());
         let mut b: Arc<dyn Backend> = Arc::new(CountingBackend::new(
             raw_backend(loc, endpoint)?,
             requests(),
@@ -256,7 +295,12 @@ impl Ctx {
 
     /// The cache directory for catalogs.
     pub fn cache_dir(&self) -> Result<PathBuf> {
-        if let Some(d) = &self.g.cache_dir {
+        if let Some(d) = self
+            .g
+            .cache_dir
+            .as_ref()
+            .or(self.config.repository.cache_dir.as_ref())
+        {
             return Ok(d.clone());
         }
         directories::BaseDirs::new()
@@ -265,7 +309,8 @@ impl Ctx {
     }
 
     /// The password, from (in order) `--password-file`, `--password-command`,
-    /// `LARDER_PASSWORD`, or a prompt on a terminal.
+    /// `LARDER_PASSWORD`, the config's `password_file` or `password_command`, or a prompt on
+    /// a terminal.
     pub fn password(&self, confirm: bool) -> Result<Password> {
         let src = PasswordSource {
             file: self.g.password_file.as_deref(),
@@ -273,10 +318,22 @@ impl Ctx {
             env: "LARDER_PASSWORD",
             prompt: "enter repository password: ",
         };
-        match src.read()? {
-            Some(p) => Ok(p),
-            None => prompt(src.prompt, confirm),
+        if let Some(p) = src.read()? {
+            return Ok(p);
         }
+        let repo = &self.config.repository;
+        let from_config = PasswordSource {
+            file: repo.password_file.as_deref(),
+            command: repo.password_command.as_deref(),
+            env: "",
+            prompt: src.prompt,
+        };
+        if repo.password_file.is_some() || repo.password_command.is_some() {
+            if let Some(p) = from_config.read()? {
+                return Ok(p);
+            }
+        }
+        prompt(src.prompt, confirm)
     }
 
     /// Opens the repository and syncs its catalog.
@@ -318,9 +375,42 @@ impl Ctx {
             repo.keys().clone(),
             kind,
             command,
-            self.g.lock_wait.unwrap_or_default(),
+            self.lock_wait(),
             &mut note,
         )?)
+    }
+}
+
+impl Ctx {
+    /// `--lock-wait`, else the config's `lock_wait`, else none.
+    pub fn lock_wait(&self) -> std::time::Duration {
+        self.g
+            .lock_wait
+            .or(self.config.repository.lock_wait.map(|s| s.0))
+            .unwrap_or_default()
+    }
+
+    /// Writes the metrics file (`--metrics-file`, else `[metrics] textfile`), if one is
+    /// wanted, from `status`. A file that cannot be written is a warning on stderr, never a
+    /// failed backup (the monitor sees `larder_metrics_generated_timestamp_seconds` age).
+    pub fn write_metrics(&self, status: &larder::status::RepoStatus) {
+        let Some(path) = self
+            .g
+            .metrics_file
+            .as_ref()
+            .or(self.config.metrics.textfile.as_ref())
+        else {
+            return;
+        };
+        let text = larder::metrics::render(self.location().unwrap_or_default(), status);
+        if let Err(e) = larder::metrics::write_textfile(path, &text) {
+            eprintln!("larder: warning: metrics file not written: {e}");
+        }
+    }
+
+    /// `--host` given to a command, else the config's `[repository] host`.
+    pub fn host(&self, flag: Option<String>) -> Option<String> {
+        flag.or_else(|| self.config.repository.host.clone())
     }
 }
 
@@ -416,7 +506,7 @@ impl PasswordSource<'_> {
             }
             return non_empty(first_line(out.stdout)).map(Some);
         }
-        if let Ok(p) = std::env::var(self.env) {
+        if let Some(Ok(p)) = (!self.env.is_empty()).then(|| std::env::var(self.env)) {
             return non_empty(p.into_bytes()).map(Some);
         }
         Ok(None)

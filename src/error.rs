@@ -118,6 +118,15 @@ pub enum Error {
         /// How it ended, e.g. `exited with status 1`.
         status: String,
     },
+    /// larder killed the producer: it ran past `timeout` or wrote nothing for
+    /// `stall_timeout`.
+    #[error("source command `{cmd}` {why} and was killed; no snapshot written")]
+    SourceTimeout {
+        /// The command line as given.
+        cmd: String,
+        /// `ran longer than its timeout (2h)` or `wrote nothing for 10m (stall_timeout)`.
+        why: String,
+    },
     /// The producer command could not be started.
     #[error("cannot start source command `{cmd}`: {source}")]
     SourceSpawn {
@@ -184,6 +193,16 @@ pub enum Error {
     /// A request that cannot be carried out as given.
     #[error("{0}")]
     InvalidArgument(String),
+    /// The configuration file is unreadable or invalid.
+    #[error("config {}{}: {message}", path.display(), line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line, when known.
+        line: Option<usize>,
+        /// What is wrong, naming the key.
+        message: String,
+    },
     /// Opening the repository found index segments or snapshots it cannot read; only
     /// `check` and `repair` go on in that state.
     #[error(
@@ -233,12 +252,14 @@ impl Error {
             | Error::UnreadableObjects { .. } => ErrorKind::Integrity,
             Error::RepoNotFound { .. } => ErrorKind::RepoNotFound,
             Error::WrongPassword => ErrorKind::WrongPassword,
-            Error::SourceFailed { .. } | Error::SourceSpawn { .. } | Error::SourceRead { .. } => {
-                ErrorKind::ProducerFailed
-            }
+            Error::SourceFailed { .. }
+            | Error::SourceTimeout { .. }
+            | Error::SourceSpawn { .. }
+            | Error::SourceRead { .. } => ErrorKind::ProducerFailed,
             Error::NoSnapshot(_)
             | Error::AmbiguousSnapshot(_)
             | Error::InvalidArgument(_)
+            | Error::Config { .. }
             | Error::KeySlot(_)
             | Error::KdfParams(_)
             | Error::RepoExists { .. }

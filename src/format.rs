@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod content_list;
+pub mod event;
 pub mod index_segment;
 pub mod key_slot;
 pub mod lock;
@@ -64,6 +65,8 @@ pub enum ObjectKind {
     KeySlot = 5,
     /// `locks/<id>`
     Lock = 6,
+    /// `events/<id>`
+    Event = 7,
 }
 
 /// Which kind of blob a blob is; bound into its id and its seal.

@@ -105,6 +105,10 @@ define_id!(
     LockId
 );
 define_id!(
+    /// An event object: BLAKE3 of its stored bytes.
+    EventId
+);
+define_id!(
     /// A repository, chosen at random by `init` and bound into every seal.
     RepoId
 );

@@ -9,6 +9,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
+    cli::output::init_logging(args.log_level());
     match cli::run(args) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -23,6 +23,7 @@ use crate::content_list;
 use crate::error::{Error, Result};
 use crate::format::BlobKind;
 use crate::format::content_list::ContentListBlob;
+use crate::format::event::EventKind;
 use crate::format::index_segment::{IndexSegment, IndexedPack};
 use crate::format::snapshot::Root;
 use crate::format::tree::{Content, EntryKind, Tree};
@@ -122,6 +123,34 @@ pub struct PruneReport {
     pub segments_deleted: u64,
     /// Seconds taken.
     pub duration: f64,
+}
+
+/// Event objects `trim_events` keeps per kind and series (format-spec/event.md).
+pub const EVENTS_KEPT: usize = 30;
+
+/// Deletes all but the newest [`EVENTS_KEPT`] events of each kind and series (prunes count
+/// as one series): history for `status`, bounded. Returns how many were deleted.
+pub fn trim_events(repo: &mut Repo, lock: &ExclusiveLock) -> Result<u64> {
+    let events = repo.catalog().events()?; // oldest first
+    let mut seen: std::collections::HashMap<(EventKind, Option<String>), usize> =
+        std::collections::HashMap::new();
+    let mut old = Vec::new();
+    for (id, e) in events.iter().rev() {
+        let n = seen.entry((e.kind, e.series.clone())).or_default();
+        *n += 1;
+        if *n > EVENTS_KEPT {
+            old.push(*id);
+        }
+    }
+    if old.is_empty() {
+        return Ok(0);
+    }
+    lock.ensure_held()?;
+    for id in &old {
+        repo.backend().delete(&ObjectKey::event(id))?;
+    }
+    repo.catalog_mut().remove_events(&old)?;
+    Ok(old.len() as u64)
 }
 
 /// Walks every snapshot and marks the blobs it reaches in the catalog's live set.

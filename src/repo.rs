@@ -208,7 +208,18 @@ impl Repo {
         };
         let catalog_path = cache_dir.join(repo_id.to_hex()).join("catalog.sqlite");
         let mut catalog = Catalog::open(&catalog_path, &repo_id)?;
+        tracing::info!(location = %b.location(), repository = %repo_id, key = %key_id, "repository opened");
         let sync_stats = sync::sync(&mut catalog, b.as_ref(), &keys)?;
+        tracing::debug!(
+            catalog = %catalog_path.display(),
+            segments_added = sync_stats.segments_added,
+            rebuilt = sync_stats.rebuilt,
+            snapshots_added = sync_stats.snapshots_added,
+            snapshots_removed = sync_stats.snapshots_removed,
+            events_added = sync_stats.events_added,
+            unreadable = sync_stats.unreadable.len(),
+            "catalog synced"
+        );
         Ok(Self {
             backend: b,
             keys: Arc::new(keys),

@@ -27,6 +27,10 @@
 //!   *incomplete*: it does not count toward any rule, is never a group's reference time, and is
 //!   listed in [`RetentionPlan::incomplete`] instead of being decided on. Counting it could
 //!   let a partial snapshot take the place of a complete one in a daily bucket.
+//! - A *quarantined* snapshot (a stream that failed its dump check, or whose producer failed)
+//!   does not count toward any rule either and is never a reference time. It is listed in
+//!   [`RetentionPlan::quarantined`] and removed once its group has a newer good snapshot
+//!   (the failure is history then); until then it is kept, for inspection.
 //! - A policy without any rule is an error ([`RetentionError::EmptyPolicy`]) rather than a
 //!   silent "keep everything"; restic prints the same message and removes nothing.
 //! - Counts are unsigned: restic 0.14 has no "unlimited" (`-1` there removes everything).
@@ -484,12 +488,30 @@ pub struct RetentionPlan {
     /// Snapshots with `errors > 0`, newest first: not counted by any rule and not decided on
     /// (the CLI removes them only with `--prune-incomplete`).
     pub incomplete: Vec<SnapshotId>,
+    /// Quarantined snapshots, newest first: not counted by any rule. `superseded` ones (their
+    /// group has a newer good snapshot) are removed with the policy's removals.
+    pub quarantined: Vec<QuarantinedDecision>,
+}
+
+/// What happens to one quarantined snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuarantinedDecision {
+    /// The snapshot.
+    pub id: SnapshotId,
+    /// Its group has a good snapshot newer than it: remove it.
+    pub superseded: bool,
 }
 
 impl RetentionPlan {
-    /// The snapshots the policy removes, group by group, newest first within a group.
+    /// The snapshots the policy removes, group by group, newest first within a group, then
+    /// the superseded quarantined ones.
     pub fn remove(&self) -> impl Iterator<Item = SnapshotId> + '_ {
-        self.decided().filter(|d| !d.keep).map(|d| d.id)
+        self.decided().filter(|d| !d.keep).map(|d| d.id).chain(
+            self.quarantined
+                .iter()
+                .filter(|q| q.superseded)
+                .map(|q| q.id),
+        )
     }
 
     /// The snapshots the policy keeps, in the same order.
@@ -532,14 +554,27 @@ pub fn plan_at(
     }
     let mut groups: BTreeMap<GroupKey, Vec<(SnapshotId, &Snapshot)>> = BTreeMap::new();
     let mut incomplete = Vec::new();
+    let mut quarantined = Vec::new();
     for (id, s) in snapshots {
-        if s.errors > 0 {
+        if s.quarantined.is_some() {
+            quarantined.push((*id, s));
+        } else if s.errors > 0 {
             incomplete.push((*id, s));
         } else {
             groups.entry(group_by.key(s)).or_default().push((*id, s));
         }
     }
     sort_newest_first(&mut incomplete);
+    sort_newest_first(&mut quarantined);
+    let quarantined = quarantined
+        .into_iter()
+        .map(|(id, q)| QuarantinedDecision {
+            id,
+            superseded: groups
+                .get(&group_by.key(q))
+                .is_some_and(|g| g.iter().any(|(_, s)| s.time > q.time)),
+        })
+        .collect();
     let groups = groups
         .into_iter()
         .map(|(key, mut list)| {
@@ -555,6 +590,7 @@ pub fn plan_at(
     Ok(RetentionPlan {
         groups,
         incomplete: incomplete.into_iter().map(|(id, _)| id).collect(),
+        quarantined,
     })
 }
 
@@ -1261,5 +1297,44 @@ mod tests {
             days_from_civil(2026, 3, 3),
             "2026-02-31 is 2026-03-03"
         );
+    }
+
+    #[test]
+    fn quarantined_snapshots_never_count_and_go_once_superseded() {
+        let t = |s: i64| Timestamp::from_second(1_780_000_000 + s * 86_400).unwrap();
+        let quarantine = |mut x: (SnapshotId, Snapshot)| {
+            x.1.quarantined = Some(crate::format::snapshot::Quarantine {
+                check: "pg_dump".into(),
+                reason: "truncated".into(),
+            });
+            x
+        };
+        let all = vec![
+            snap(t(0), "h", "db"),
+            quarantine(snap(t(1), "h", "db")),
+            snap(t(2), "h", "db"),
+            quarantine(snap(t(3), "h", "db")),
+        ];
+        let p = Policy {
+            daily: Some(1),
+            ..Policy::default()
+        };
+        let plan = plan_at(&all, &p, GroupBy::default(), &TimeZone::UTC, t(10)).unwrap();
+        // The daily slot goes to the newest good snapshot, not the newer quarantined one.
+        assert_eq!(plan.keep().collect::<Vec<_>>(), [all[2].0]);
+        assert_eq!(
+            plan.quarantined,
+            [
+                QuarantinedDecision {
+                    id: all[3].0,
+                    superseded: false
+                },
+                QuarantinedDecision {
+                    id: all[1].0,
+                    superseded: true
+                },
+            ]
+        );
+        assert_eq!(plan.remove().collect::<Vec<_>>(), [all[0].0, all[1].0]);
     }
 }

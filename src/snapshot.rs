@@ -27,7 +27,8 @@ pub struct Selector {
 }
 
 impl Selector {
-    fn describe(&self) -> String {
+    /// The selection in words, for "no snapshot matches …".
+    pub fn describe(&self) -> String {
         let mut parts = vec![match self.id.as_deref() {
             None | Some("latest") => "latest".to_owned(),
             Some(id) => format!("id {id}"),
@@ -53,15 +54,25 @@ impl Selector {
 }
 
 /// Picks one snapshot from `all` (oldest first, as the catalog returns them). `latest` (and
-/// `--at`) pass over snapshots marked damaged by `repair snapshots`; an explicit id does not.
+/// `--at`) pass over snapshots marked damaged by `repair snapshots` and quarantined ones; an
+/// explicit id does not.
 pub fn select(all: Vec<(SnapshotId, Snapshot)>, sel: &Selector) -> Result<(SnapshotId, Snapshot)> {
     let mut candidates: Vec<_> = all.into_iter().filter(|(_, s)| sel.matches(s)).collect();
     match sel.id.as_deref() {
         None | Some("latest") => {
-            candidates.retain(|(_, s)| s.damaged.is_none());
-            candidates
-                .pop()
-                .ok_or_else(|| Error::NoSnapshot(sel.describe()))
+            let all = candidates.len();
+            candidates.retain(|(_, s)| s.is_good());
+            let passed_over = all - candidates.len();
+            candidates.pop().ok_or_else(|| {
+                Error::NoSnapshot(if passed_over == 0 {
+                    sel.describe()
+                } else {
+                    format!(
+                        "{} ({passed_over} quarantined or damaged passed over; name one by id to use it)",
+                        sel.describe()
+                    )
+                })
+            })
         }
         Some(prefix) => {
             let prefix = prefix.to_ascii_lowercase();

@@ -329,7 +329,7 @@ fn password_file_and_password_command_open_the_repository() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
-fn producer_failing_after_output_exits_13_and_writes_no_snapshot() {
+fn producer_failing_after_output_exits_13_and_keeps_a_quarantined_snapshot() {
     let env = Env::init();
     env.snapshot("earlier", b"an earlier snapshot", &[]);
     let before = env.snapshots(&[]);
@@ -346,9 +346,26 @@ fn producer_failing_after_output_exits_13_and_writes_no_snapshot() {
     assert_failure(
         &out,
         13,
-        &[script, "exited with status 1", "no snapshot written"],
+        &[
+            script,
+            "exited with status 1",
+            "QUARANTINED",
+            "not a good backup",
+        ],
     );
-    assert_eq!(env.snapshots(&[]), before, "a snapshot was written");
+    // Kept for inspection, marked; `latest` and retention pass over it.
+    let after = env.snapshots(&[]);
+    let (after, before) = (after.as_array().unwrap(), before.as_array().unwrap());
+    assert_eq!(after.len(), before.len() + 1);
+    let kept = &after[after.len() - 1]["snapshot"];
+    assert_eq!(kept["quarantined"]["check"], "producer", "{kept}");
+    assert_eq!(kept["producer_status"]["code"], 1, "{kept}");
+    let latest = env
+        .larder()
+        .args(["restore", "--name", "db"])
+        .output()
+        .expect("run larder");
+    assert_failure(&latest, 2, &["no snapshot"]);
 
     // The data read before the failure was indexed: a successful retry stores nothing new.
     let retry = env
@@ -396,9 +413,24 @@ fn producer_killed_by_signal_exits_13() {
     assert_failure(
         &out,
         13,
-        &["kill -9 $$", "killed by signal 9", "no snapshot written"],
+        &["kill -9 $$", "killed by signal 9", "QUARANTINED"],
     );
-    assert!(env.snapshot_ids().is_empty());
+    let listed = env.snapshots(&[]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0]["snapshot"]["producer_status"],
+        serde_json::json!({"state": "killed", "signal": 9})
+    );
+
+    // A producer that fails before writing a byte leaves nothing to keep.
+    let out = env
+        .larder()
+        .args(["snapshot", "--name", "db2", "--", "sh", "-c", "exit 4"])
+        .output()
+        .expect("run larder");
+    assert_failure(&out, 13, &["exited with status 4", "no snapshot written"]);
+    assert_eq!(env.snapshots(&[]).as_array().unwrap().len(), 1);
 }
 
 #[test]

@@ -17,17 +17,17 @@
 )]
 
 mod common;
+#[path = "common/postgres.rs"]
+mod postgres;
 
 use std::ffi::OsStr;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Instant;
 
 use larder::dump_check::{
     DumpCheck, DumpKind, Verdict, looks_compressed, looks_encrypted_or_compressed,
 };
+use postgres::{Cluster, Running};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
@@ -272,7 +272,7 @@ SELECT lo_from_bytea(0, decode(repeat('0123456789abcdef', 2000), 'hex'));
 ";
 
 fn make_dumps() -> Result<Dumps, Unavailable> {
-    let bin = find_bin().ok_or_else(|| {
+    let bin = postgres::find_bin(&["pg_dump", "pg_dumpall"]).ok_or_else(|| {
         Unavailable::NotInstalled(
             "no initdb, pg_ctl, pg_dump, pg_dumpall and psql under /usr/lib/postgresql/*/bin \
              or in `pg_config --bindir`"
@@ -288,144 +288,9 @@ fn make_dumps() -> Result<Dumps, Unavailable> {
     made
 }
 
-/// The newest PostgreSQL bin directory with every program the tests run.
-fn find_bin() -> Option<PathBuf> {
-    const PROGRAMS: [&str; 5] = ["initdb", "pg_ctl", "pg_dump", "pg_dumpall", "psql"];
-    let complete = |d: &Path| PROGRAMS.iter().all(|p| d.join(p).is_file());
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let major = e.file_name().to_str()?.parse().ok()?;
-            Some((major, e.path().join("bin")))
-        })
-        .collect();
-    versions.sort();
-    if let Some((_, d)) = versions.into_iter().rev().find(|(_, d)| complete(d)) {
-        return Some(d);
-    }
-    let out = Command::new("pg_config").arg("--bindir").output().ok()?;
-    let d = PathBuf::from(String::from_utf8(out.stdout).ok()?.trim());
-    complete(&d).then_some(d)
-}
-
-struct Cluster {
-    bin: PathBuf,
-    /// Holds the data directory, the socket, the log and the file dump.
-    dir: tempfile::TempDir,
-    /// The `postgres` user's ids when the tests run as root (the server refuses root).
-    owner: Option<(u32, u32)>,
-}
-
-struct Running<'a>(&'a Cluster);
-
-impl Cluster {
-    fn create(bin: PathBuf) -> Result<Cluster, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("larder-pg")
-            .tempdir()
-            .map_err(|e| format!("temporary directory: {e}"))?;
-        let owner = if nix::unistd::geteuid().is_root() {
-            let user = nix::unistd::User::from_name("postgres")
-                .ok()
-                .flatten()
-                .ok_or("running as root and there is no `postgres` user to run the server")?;
-            nix::unistd::chown(dir.path(), Some(user.uid), Some(user.gid))
-                .map_err(|e| format!("chown {}: {e}", dir.path().display()))?;
-            Some((user.uid.as_raw(), user.gid.as_raw()))
-        } else {
-            None
-        };
-        let cluster = Cluster { bin, dir, owner };
-        cluster.run(
-            "initdb",
-            &[
-                "-D",
-                "data",
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
-        )?;
-        Ok(cluster)
-    }
-
-    /// A client or server program of the cluster, run as its owner with the connection
-    /// settings of the cluster and none of the caller's `PG*` variables.
-    fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new(self.bin.join(program));
-        for (key, _) in std::env::vars_os() {
-            if key.to_str().is_some_and(|k| k.starts_with("PG")) {
-                cmd.env_remove(key);
-            }
-        }
-        cmd.current_dir(self.dir.path())
-            .env("HOME", self.dir.path())
-            .env("LC_ALL", "C")
-            .env("PGHOST", self.dir.path())
-            .env("PGPORT", "5432")
-            .env("PGUSER", "postgres");
-        if let Some((uid, gid)) = self.owner {
-            cmd.uid(uid).gid(gid);
-        }
-        cmd
-    }
-
-    /// Runs a program to completion; its stdout.
-    fn run<S: AsRef<OsStr>>(&self, program: &str, args: &[S]) -> Result<Vec<u8>, String> {
-        let out = self
-            .command(program)
-            .args(args)
-            .output()
-            .map_err(|e| format!("cannot run {program}: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "{program} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(out.stdout)
-    }
-
-    fn start(&self) -> Result<Running<'_>, String> {
-        // A socket in the private directory only: nothing listens on the network, and no
-        // port can clash with another cluster.
-        let options = format!(
-            "-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off",
-            self.dir.path().display()
-        );
-        let started = self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                "data",
-                "-l",
-                "server.log",
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                &options,
-                "start",
-            ],
-        );
-        if let Err(why) = started {
-            let log =
-                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default();
-            return Err(format!("{why}\nserver log:\n{log}"));
-        }
-        Ok(Running(self))
-    }
-}
-
 impl Running<'_> {
     fn make_dumps(&self) -> Result<Dumps, String> {
-        let c = self.0;
+        let c = self.cluster();
         let psql = |db: &str, sql: &str| {
             c.run(
                 "psql",
@@ -437,7 +302,7 @@ impl Running<'_> {
         let version = String::from_utf8_lossy(&c.run("pg_dump", &["--version"])?)
             .trim()
             .to_owned();
-        let file = c.dir.path().join("shop.dump");
+        let file = c.dir().join("shop.dump");
         c.run(
             "pg_dump",
             &[
@@ -482,13 +347,5 @@ impl Running<'_> {
                 )?,
             ],
         })
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .0
-            .run("pg_ctl", &["-D", "data", "-m", "immediate", "-w", "stop"]);
     }
 }

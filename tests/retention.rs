@@ -480,6 +480,8 @@ fn snapshot(s: &Spec) -> Snapshot {
         tree_counts: None,
         damaged: None,
         original: None,
+        quarantined: None,
+        warnings: vec![],
     }
 }
 

@@ -20,14 +20,15 @@ use larder::crypto::key_slot::{self, Password};
 use larder::crypto::{ChunkIdentity, Keys, MasterKey};
 use larder::format::config::{self, ChunkerAlgorithm, ChunkerParams, Config};
 use larder::format::content_list::{ContentListBlob, ListEntry};
+use larder::format::event::{self, Event, EventKind};
 use larder::format::index_segment::{self, IndexSegment, IndexedPack};
 use larder::format::key_slot::{KdfParams, KeySlot};
 use larder::format::lock::{self, LockBody, LockKind};
 use larder::format::pack::{self, BlobEntry, PackHeader};
-use larder::format::snapshot::{self, ProducerStatus, Root, Snapshot, Source};
+use larder::format::snapshot::{self, ProducerStatus, Quarantine, Root, Snapshot, Source};
 use larder::format::tree::{Content, EntryKind, Time, Tree, TreeEntry};
 use larder::format::{self as fmt, BlobKind, Compression, ObjectKind};
-use larder::id::{BlobId, PackId, RepoId, object_hash};
+use larder::id::{BlobId, PackId, RepoId, SnapshotId, object_hash};
 use zeroize::Zeroizing;
 
 const REPO: RepoId = RepoId([0x11; 32]);
@@ -292,6 +293,8 @@ fn snapshot_body() -> Snapshot {
         tree_counts: None,
         damaged: None,
         original: None,
+        quarantined: None,
+        warnings: vec![],
     }
 }
 
@@ -537,6 +540,41 @@ fn generate() -> BTreeMap<&'static str, Vector> {
                 "{common}\nsnapshot object (snapshot.md), body as in tests/vectors.rs, nonce 54"
             ),
             bytes: snap,
+        },
+    );
+
+    let quarantined = fmt::wrap(
+        snapshot::MAGIC,
+        &seal_object(
+            &k,
+            ObjectKind::Snapshot,
+            &quarantined_body().encode_body(),
+            0x51,
+        ),
+    );
+    v.insert(
+        "snapshot-quarantined",
+        Vector {
+            recipe: format!(
+                "{common}
+quarantined snapshot object (snapshot.md: `quarantined`, `warnings`, a killed producer), body as in tests/vectors.rs, nonce 51"
+            ),
+            bytes: quarantined,
+        },
+    );
+
+    let ev = fmt::wrap(
+        event::MAGIC,
+        &seal_object(&k, ObjectKind::Event, &event_body().encode_body(), 0x45),
+    );
+    v.insert(
+        "event",
+        Vector {
+            recipe: format!(
+                "{common}
+event object (event.md), body as in tests/vectors.rs, nonce 45"
+            ),
+            bytes: ev,
         },
     );
 
@@ -863,6 +901,55 @@ fn vector_lock() {
     let body = keys().unseal_object(ObjectKind::Lock, sealed).unwrap();
     assert_eq!(LockBody::decode_body(&body).unwrap(), lock_body());
     // A lock cannot pass for another kind of object.
+    assert!(keys().unseal_object(ObjectKind::Snapshot, sealed).is_err());
+}
+
+/// A producer killed mid-dump: kept, marked, with a warning.
+fn quarantined_body() -> Snapshot {
+    let mut s = snapshot_body();
+    s.producer_status = ProducerStatus::Killed { signal: 9 };
+    s.quarantined = Some(Quarantine {
+        check: "producer".into(),
+        reason: "`pg_dump -Fc -Z0 shop` was killed by signal 9".into(),
+    });
+    s.warnings = vec!["the stream is 3003 bytes, less than half the 9000 bytes of the previous snapshot 0a0b0c0d of this series".into()];
+    s
+}
+
+fn event_body() -> Event {
+    Event {
+        kind: EventKind::Drill,
+        time: "2026-11-22T05:00:00Z".parse().expect("a valid time"),
+        duration: 12.25,
+        host: "db1".into(),
+        series: Some("shop-db".into()),
+        ok: false,
+        snapshot: Some(SnapshotId([0x5a; 32])),
+        error: Some("drill command `pg_restore --list` exited with status 1".into()),
+        bytes_read: 3003,
+        bytes_added: 0,
+        larder_version: "0.1.0".into(),
+    }
+}
+
+#[test]
+fn vector_snapshot_quarantined() {
+    let bytes = committed("snapshot-quarantined");
+    let sealed = fmt::unwrap(&bytes, snapshot::MAGIC).unwrap();
+    let body = keys().unseal_object(ObjectKind::Snapshot, sealed).unwrap();
+    let s = Snapshot::decode_body(&body).unwrap();
+    assert_eq!(s, quarantined_body());
+    assert!(!s.is_good());
+    assert!(!s.producer_status.is_success());
+}
+
+#[test]
+fn vector_event() {
+    let bytes = committed("event");
+    let sealed = fmt::unwrap(&bytes, event::MAGIC).unwrap();
+    let body = keys().unseal_object(ObjectKind::Event, sealed).unwrap();
+    assert_eq!(Event::decode_body(&body).unwrap(), event_body());
+    // An event cannot pass for a snapshot.
     assert!(keys().unseal_object(ObjectKind::Snapshot, sealed).is_err());
 }
 

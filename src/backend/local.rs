@@ -63,6 +63,7 @@ impl LocalBackend {
             Prefix::Index,
             Prefix::Snapshots,
             Prefix::Locks,
+            Prefix::Events,
             Prefix::Packs,
         ] {
             let d = b.root.join(p.as_str());

@@ -754,6 +754,8 @@ pub fn snapshot_dirs(
         tree_counts: Some(totals.counts),
         damaged: None,
         original: None,
+        quarantined: None,
+        warnings: Vec::new(),
     };
     super::commit(repo, opts, snapshot, write)
 }

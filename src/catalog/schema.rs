@@ -2,7 +2,7 @@
 //! other version is rebuilt from the repository (it is a cache).
 
 /// The schema version this build writes.
-pub const USER_VERSION: i64 = 1;
+pub const USER_VERSION: i64 = 2;
 
 /// Creates every table of an empty catalog.
 pub const DDL: &str = "
@@ -39,4 +39,11 @@ CREATE TABLE snapshots (
     body TEXT NOT NULL
 );
 CREATE INDEX snapshots_by_name_time ON snapshots(name, time);
+CREATE TABLE events (
+    id     BLOB PRIMARY KEY,
+    time   INTEGER NOT NULL,
+    kind   TEXT NOT NULL,
+    series TEXT,
+    body   TEXT NOT NULL
+);
 ";

@@ -1,4 +1,5 @@
-//! Brings the catalog up to date with the repository's `index/` and `snapshots/` listings.
+//! Brings the catalog up to date with the repository's `index/`, `snapshots/` and `events/`
+//! listings.
 //!
 //! Cost is proportional to what is new: one LIST per folder, then one GET per segment or
 //! snapshot not merged yet. If a merged segment has disappeared (prune rewrote the index),
@@ -12,7 +13,7 @@ use super::Catalog;
 use crate::backend::{Backend, Prefix};
 use crate::crypto::Keys;
 use crate::error::{ErrorKind, Result};
-use crate::id::{IndexId, SnapshotId};
+use crate::id::{EventId, IndexId, SnapshotId};
 use crate::repo::object;
 
 /// Segments fetched and decoded at once; bounds memory during a rebuild.
@@ -29,6 +30,11 @@ pub struct SyncStats {
     pub snapshots_added: usize,
     /// Snapshots forgotten because they are gone from the repository.
     pub snapshots_removed: usize,
+    /// Events (runs, drills, prunes) learned.
+    pub events_added: usize,
+    /// Event objects that could not be read: left out of `status` (no snapshot depends on
+    /// them, so unlike the above they do not stop other commands); `check` reports them.
+    pub unreadable_events: Vec<String>,
     /// Index segments and snapshots that could not be read (corrupt or tampered): skipped,
     /// so that the rest stays usable and `check` / `repair` can run; tried again next time.
     pub unreadable: Vec<String>,
@@ -95,6 +101,30 @@ pub fn sync(cat: &mut Catalog, b: &dyn Backend, keys: &Keys) -> Result<SyncStats
         }
         stats.snapshots_added += loaded.len();
         cat.add_snapshots(&loaded)?;
+    }
+
+    let in_repo: HashSet<EventId> = listed(b, Prefix::Events)?;
+    let known = cat.event_ids()?;
+    let gone: Vec<EventId> = known.difference(&in_repo).copied().collect();
+    cat.remove_events(&gone)?;
+    let new: Vec<EventId> = in_repo.difference(&known).copied().collect();
+    for group in new.chunks(64) {
+        let mut loaded = Vec::new();
+        for l in group
+            .par_iter()
+            .map(|id| object::load_event(b, keys, id).map(|e| (*id, e)))
+            .collect::<Vec<_>>()
+        {
+            match l {
+                Ok(e) => loaded.push(e),
+                Err(e) if e.kind() == ErrorKind::Integrity => {
+                    stats.unreadable_events.push(e.to_string());
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        stats.events_added += loaded.len();
+        cat.add_events(&loaded)?;
     }
     Ok(stats)
 }

@@ -18,10 +18,15 @@ pub const REPO_NOT_FOUND: u8 = 10;
 pub const LOCKED: u8 = 11;
 /// Wrong password.
 pub const WRONG_PASSWORD: u8 = 12;
-/// The producer command failed or the source could not be read; no snapshot was written.
+/// The producer command failed, was killed, or its stream failed the dump check: no
+/// snapshot was written, or one kept quarantined (never a good backup).
 pub const PRODUCER_FAILED: u8 = 13;
 /// Stored data failed an integrity check.
 pub const INTEGRITY: u8 = 14;
+/// `status`: a series has no good snapshot within its `max_age`.
+pub const STALE: u8 = 15;
+/// `drill`: the snapshot restored and verified, but the drill command failed.
+pub const DRILL_FAILED: u8 = 16;
 
 /// The one-line message for an error: the context the CLI added, then the library error,
 /// whose message already names its cause (printing the rest of the chain would repeat it).

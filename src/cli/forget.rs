@@ -94,6 +94,17 @@ pub struct PruneFlags {
     max_repack_size: Option<String>,
 }
 
+impl PruneFlags {
+    /// The prune arguments these flags stand for.
+    fn args(&self) -> prune::Args {
+        prune::Args {
+            max_unused: self.max_unused,
+            max_repack_size: self.max_repack_size.clone(),
+            dry_run: false,
+        }
+    }
+}
+
 /// Runs `forget`.
 pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
     let policy = Policy {
@@ -157,10 +168,18 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
                 })
             })
             .collect();
+        let mut pruned = serde_json::Value::Null;
         if !a.dry_run {
             delete(&repo, &lock, &remove)?;
+            if a.prune {
+                // One JSON document: the prune's report goes inside forget's.
+                repo.resync()?;
+                let (plan, report) =
+                    prune::prune_quietly(&mut repo, &a.prune_args.args(), lock, ctx)?;
+                pruned = prune::json_value(&plan, report.as_ref());
+            }
         }
-        output::json(&json!({
+        return output::json(&json!({
             "dry_run": a.dry_run,
             "policy": policy.to_string(),
             "groups": groups,
@@ -168,8 +187,15 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
                 "id": id,
                 "removed": removing.contains(id),
             })).collect::<Vec<_>>(),
+            "quarantined": plan.quarantined.iter().map(|q| json!({
+                "id": q.id,
+                "time": by_id.get(&q.id).map(|s| s.time),
+                "superseded": q.superseded,
+                "removed": removing.contains(&q.id),
+            })).collect::<Vec<_>>(),
             "removed": if a.dry_run { 0 } else { remove.len() },
-        }))?;
+            "prune": pruned,
+        }));
     } else {
         let tz = TimeZone::system();
         let when = |id: &SnapshotId| {
@@ -211,6 +237,21 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
                 )?;
             }
         }
+        if !plan.quarantined.is_empty() {
+            outln!("quarantined snapshots (not counted by the policy):")?;
+            for q in &plan.quarantined {
+                outln!(
+                    "  {}  {}  {}",
+                    q.id.short(),
+                    when(&q.id),
+                    if q.superseded {
+                        "remove (a newer good snapshot exists)"
+                    } else {
+                        "keep (newest of its group)"
+                    }
+                )?;
+            }
+        }
         if a.dry_run {
             outln!(
                 "dry run: {} snapshots would be removed; nothing was",
@@ -223,18 +264,13 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
     }
     if a.prune && !a.dry_run {
         repo.resync()?;
-        let p = prune::Args {
-            max_unused: a.prune_args.max_unused,
-            max_repack_size: a.prune_args.max_repack_size.clone(),
-            dry_run: false,
-        };
-        return prune::prune_locked(&mut repo, &p, lock, ctx);
+        return prune::prune_locked(&mut repo, &a.prune_args.args(), lock, ctx);
     }
     Ok(())
 }
 
 /// Deletes snapshot objects, checking first that our exclusive lock still holds.
-fn delete(
+pub fn delete(
     repo: &larder::repo::Repo,
     lock: &larder::repo::lock::Lock,
     ids: &[SnapshotId],

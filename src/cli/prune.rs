@@ -57,13 +57,26 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
     prune_locked(&mut repo, &a, lock, ctx)
 }
 
-/// Prunes with an exclusive lock already held (also the tail of `forget --prune`).
+/// Prunes with an exclusive lock already held (also the tail of `forget --prune`) and
+/// shows what it did.
 pub fn prune_locked(
     repo: &mut larder::repo::Repo,
     a: &Args,
     lock: larder::repo::lock::Lock,
     ctx: &Ctx,
 ) -> Result<()> {
+    let (plan, report) = prune_quietly(repo, a, lock, ctx)?;
+    show(&plan, report.as_ref(), ctx)
+}
+
+/// Prunes with an exclusive lock already held, printing nothing but progress; records the
+/// prune as an event. No report for a dry run.
+pub fn prune_quietly(
+    repo: &mut larder::repo::Repo,
+    a: &Args,
+    lock: larder::repo::lock::Lock,
+    ctx: &Ctx,
+) -> Result<(PrunePlan, Option<PruneReport>)> {
     let lock = lock
         .into_exclusive()
         .map_err(|_| larder::Error::Internal("prune needs an exclusive lock".into()))?;
@@ -71,23 +84,41 @@ pub fn prune_locked(
     repo.resync()?;
     let plan = larder::prune::plan(repo, &a.options()?)?;
     if a.dry_run {
-        return show(&plan, None, ctx);
+        return Ok((plan, None));
     }
+    let started = (jiff::Timestamp::now(), std::time::Instant::now());
     let progress = TermProgress::start("repacked", ctx.progress());
     let report = larder::prune::apply(repo, &plan, &lock, progress.as_ref());
     progress.finish();
-    show(&plan, Some(&report?), ctx)
+    let report = report?;
+    larder::prune::trim_events(repo, &lock)?;
+    // Recorded so that `larder run` on any host knows when the last prune was.
+    let mut done = larder::format::event::Event::begun(
+        larder::format::event::EventKind::Prune,
+        None,
+        None,
+        started,
+    );
+    done.ok = true;
+    done.bytes_added = plan.bytes_freed();
+    larder::event::record(repo, &done)?;
+    Ok((plan, Some(report)))
+}
+
+/// The `--json` object of a prune (also embedded by `forget --prune` and `run`).
+pub fn json_value(plan: &PrunePlan, report: Option<&PruneReport>) -> serde_json::Value {
+    json!({
+        "dry_run": report.is_none(),
+        "plan": plan,
+        "bytes_freed": plan.bytes_freed(),
+        "bytes_repacked": plan.bytes_repacked(),
+        "report": report,
+    })
 }
 
 fn show(plan: &PrunePlan, report: Option<&PruneReport>, ctx: &Ctx) -> Result<()> {
     if ctx.json() {
-        return output::json(&json!({
-            "dry_run": report.is_none(),
-            "plan": plan,
-            "bytes_freed": plan.bytes_freed(),
-            "bytes_repacked": plan.bytes_repacked(),
-            "report": report,
-        }));
+        return output::json(&json_value(plan, report));
     }
     let sum = |v: &[larder::prune::PlannedPack]| v.iter().map(|p| p.length).sum::<u64>();
     let verb = if report.is_none() { "would" } else { "will" };

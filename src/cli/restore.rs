@@ -91,6 +91,9 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
     let (id, snap) = select(repo.catalog().snapshots()?, &sel)?;
     larder::snapshot::refuse_damaged(&id, &snap)?;
     let progress = TermProgress::start("restored", ctx.progress());
+    if let Root::Stream { size, .. } = snap.root {
+        progress.set_total(size);
+    }
     let stats = match &a.output {
         Some(path) => restore_to_file(&repo, &snap, path, progress.as_ref()),
         None => {

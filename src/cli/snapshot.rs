@@ -55,9 +55,29 @@ pub struct Args {
     /// Record this time instead of now (RFC 3339 or `YYYY-MM-DD HH:MM`).
     #[arg(long)]
     time: Option<String>,
+    /// Check that the stream is a whole dump of this kind: pg_dump (plain, ends with its
+    /// completion trailer), pg_dump_custom (-Fc: magic and a readable table of contents),
+    /// mysqldump (its completion line), none. A stream that fails is kept quarantined
+    /// (exit 13): never counted by retention, never `latest`.
+    #[arg(long, value_name = "KIND", value_parser = parse_dump_kind)]
+    verify: Option<larder::dump_check::DumpKind>,
+    /// Producer mode: kill the producer (its whole process group) after this long (`2h`);
+    /// no snapshot, exit 13.
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration)]
+    timeout: Option<std::time::Duration>,
+    /// Producer mode: kill the producer when it writes nothing for this long (`10m`); no
+    /// snapshot, exit 13.
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration)]
+    stall_timeout: Option<std::time::Duration>,
     /// The producer command and its arguments, after `--`.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<String>,
+}
+
+/// Parses `--verify`.
+pub fn parse_dump_kind(s: &str) -> Result<larder::dump_check::DumpKind, String> {
+    s.parse()
+        .map_err(|e: larder::dump_check::UnknownDumpKind| e.to_string())
 }
 
 /// Reads `--exclude-file` lines.
@@ -83,6 +103,18 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<u8> {
         || a.one_file_system
         || a.parent.is_some()
         || a.force;
+    if (a.timeout.is_some() || a.stall_timeout.is_some()) && a.command.is_empty() {
+        return Err(larder::Error::InvalidArgument(
+            "--timeout and --stall-timeout apply to a producer command (after `--`)".into(),
+        )
+        .into());
+    }
+    if a.verify.is_some() && !a.paths.is_empty() {
+        return Err(larder::Error::InvalidArgument(
+            "--verify applies to a stream (--stdin or a command), not to files".into(),
+        )
+        .into());
+    }
     if dir_only && a.paths.is_empty() {
         return Err(larder::Error::InvalidArgument(
             "--exclude, --exclude-file, --exclude-if-present, --one-file-system, --parent and \
@@ -93,7 +125,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<u8> {
     }
     let mut opts = SnapshotOptions {
         name: a.name,
-        host: a.host,
+        host: ctx.host(a.host),
         tags: a.tags,
         zstd_level: a.compression,
         time: a
@@ -102,6 +134,9 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<u8> {
             .map(larder::snapshot::parse_time)
             .transpose()?,
         lock: None,
+        verify: a.verify,
+        timeout: a.timeout,
+        stall_timeout: a.stall_timeout,
     };
     let mut repo = ctx.open_repo()?;
     let lock = ctx.lock(&repo, larder::format::lock::LockKind::Shared, "snapshot")?;
@@ -164,7 +199,17 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<u8> {
         }))
         .map(|()| code(s));
     }
-    outln!("snapshot {} saved ({}, {})", r.id.short(), s.name, s.host)?;
+    outln!(
+        "snapshot {} {} ({}, {})",
+        r.id.short(),
+        if s.quarantined.is_some() {
+            "kept QUARANTINED"
+        } else {
+            "saved"
+        },
+        s.name,
+        s.host
+    )?;
     outln!(
         "  read {} in {:.2}s ({}), {} chunks, {} new",
         output::bytes(s.bytes_read),
@@ -194,8 +239,18 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<u8> {
     Ok(code(s))
 }
 
-/// The exit code for a written snapshot.
-fn code(s: &larder::format::snapshot::Snapshot) -> u8 {
+/// The exit code for a written snapshot, its warnings and why it is not good on stderr.
+pub fn code(s: &larder::format::snapshot::Snapshot) -> u8 {
+    for w in &s.warnings {
+        eprintln!("larder: warning: {w}");
+    }
+    if let Some(q) = &s.quarantined {
+        eprintln!(
+            "larder: error: snapshot kept QUARANTINED, not a good backup ({} check): {}",
+            q.check, q.reason
+        );
+        return exit::PRODUCER_FAILED;
+    }
     if s.errors > 0 {
         eprintln!(
             "larder: snapshot written, but {} entr{} could not be read (named above)",

@@ -62,6 +62,9 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
             (Source::Command { argv }, ProducerStatus::Exited { code }) => {
                 format!("`{}` exited {code}", argv.join(" "))
             }
+            (Source::Command { argv }, ProducerStatus::Killed { signal }) => {
+                format!("`{}` killed by signal {signal}", argv.join(" "))
+            }
             (Source::Command { argv }, ProducerStatus::Unknown) => format!("`{}`", argv.join(" ")),
             (Source::Paths { paths }, _) if s.errors > 0 => {
                 format!("{} ({} unreadable)", paths.join(" "), s.errors)
@@ -70,6 +73,8 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
         };
         let source = if s.damaged.is_some() {
             format!("DAMAGED (repair snapshots): {source}")
+        } else if let Some(q) = &s.quarantined {
+            format!("QUARANTINED ({}: {}): {source}", q.check, q.reason)
         } else {
             source
         };

@@ -36,11 +36,26 @@ pub enum Source {
 pub enum ProducerStatus {
     /// Stdin mode: the producer is on the other side of a pipe.
     Unknown,
-    /// The producer exited with this code (always 0 for a stored snapshot in version 1).
+    /// The producer exited with this code (not 0 only in a quarantined snapshot).
     Exited {
         /// The exit code.
         code: i32,
     },
+    /// The producer was killed by a signal (only in a quarantined snapshot).
+    Killed {
+        /// The signal number.
+        signal: i32,
+    },
+}
+
+impl ProducerStatus {
+    /// Whether the producer succeeded (or, for stdin, whether nothing says it failed).
+    pub fn is_success(&self) -> bool {
+        matches!(
+            self,
+            ProducerStatus::Unknown | ProducerStatus::Exited { code: 0 }
+        )
+    }
 }
 
 /// What a snapshot holds.
@@ -128,6 +143,25 @@ pub struct Snapshot {
     /// destination already holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<crate::id::SnapshotId>,
+    /// Set when the stream failed its dump check or its producer failed: the snapshot is
+    /// kept for inspection, but retention never counts it as a good snapshot, `latest`
+    /// passes over it and `status` reports the series as failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<Quarantine>,
+    /// Things an operator should look at although the snapshot is good: a stream much
+    /// smaller than the previous one of its series, input that looks compressed or
+    /// encrypted (it will not deduplicate). One line each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Why a snapshot is quarantined.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Quarantine {
+    /// The check that failed: a dump kind (`"pg_dump"`, …) or `"producer"`.
+    pub check: String,
+    /// What was wrong, as one line.
+    pub reason: String,
 }
 
 /// Why `repair snapshots` marked a snapshot damaged.
@@ -146,6 +180,12 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl Snapshot {
+    /// Whether retention may count it and `latest` may pick it: not quarantined, not
+    /// marked damaged.
+    pub fn is_good(&self) -> bool {
+        self.quarantined.is_none() && self.damaged.is_none()
+    }
+
     /// Encodes the plaintext body.
     pub fn encode_body(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("snapshot serializes")
@@ -189,6 +229,8 @@ impl Snapshot {
             tree_counts: None,
             damaged: None,
             original: None,
+            quarantined: None,
+            warnings: vec![],
         }
     }
 }

@@ -240,6 +240,7 @@ impl Lock {
                         .find(|l| l.id != id && !l.is_stale(now, &host) && l.conflicts_with(kind))
                     {
                         None => {
+                            tracing::debug!(lock = %id, ?kind, command, "lock acquired");
                             return Ok(Self::hold(backend, keys, kind, id, body));
                         }
                         Some(l) => {
@@ -257,6 +258,7 @@ impl Lock {
                         waited_secs: waited.as_secs(),
                     });
                 }
+                tracing::info!(holder = %l.describe(), waited_secs = waited.as_secs(), "waiting for a lock");
                 // Back off with jitter so that two waiters do not retry in step.
                 let mut j = [0u8; 1];
                 crate::crypto::random_fill(&mut j);
@@ -293,13 +295,17 @@ impl Lock {
                 body.refreshed = jiff::Timestamp::now();
                 // A failed refresh is retried at the next tick; `ensure_held` refuses to
                 // delete once the last success is too old.
-                if let Ok(new) = object::store_lock(b.as_ref(), &keys, &body) {
-                    let _ = b.delete(&ObjectKey::lock(&old));
-                    if let Ok(mut g) = h.lock() {
-                        g.current = new;
-                        g.body = body;
-                        g.last_refresh = Instant::now();
+                match object::store_lock(b.as_ref(), &keys, &body) {
+                    Ok(new) => {
+                        let _ = b.delete(&ObjectKey::lock(&old));
+                        tracing::debug!(lock = %new, replaces = %old, "lock refreshed");
+                        if let Ok(mut g) = h.lock() {
+                            g.current = new;
+                            g.body = body;
+                            g.last_refresh = Instant::now();
+                        }
                     }
+                    Err(e) => tracing::warn!("lock refresh failed, retrying in {REFRESH:?}: {e}"),
                 }
             }
         });
@@ -346,7 +352,12 @@ impl Drop for Lock {
             let _ = t.join();
         }
         if let Ok(g) = self.held.lock() {
-            let _ = self.backend.delete(&ObjectKey::lock(&g.current));
+            match self.backend.delete(&ObjectKey::lock(&g.current)) {
+                Ok(()) => tracing::debug!(lock = %g.current, "lock released"),
+                // Left behind, it is taken over once stale. Info, not a warning: when the
+                // storage is gone the run's own error already says so, once.
+                Err(e) => tracing::info!(lock = %g.current, "could not remove our lock: {e}"),
+            }
         }
     }
 }

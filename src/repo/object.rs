@@ -6,10 +6,11 @@ use crate::backend::{self, Backend, ObjectKey};
 use crate::crypto::Keys;
 use crate::error::{Error, Result};
 use crate::format::ObjectKind;
+use crate::format::event::{self, Event};
 use crate::format::index_segment::{self, IndexSegment};
 use crate::format::lock::{self, LockBody};
 use crate::format::snapshot::{self, Snapshot};
-use crate::id::{ID_LEN, IndexId, LockId, SnapshotId, object_hash};
+use crate::id::{EventId, ID_LEN, IndexId, LockId, SnapshotId, object_hash};
 
 /// Reads an object and checks that its bytes hash to its name.
 pub fn read_named(b: &dyn Backend, key: &ObjectKey, name: &[u8; ID_LEN]) -> Result<Vec<u8>> {
@@ -136,4 +137,31 @@ pub fn store_lock(b: &dyn Backend, keys: &Keys, body: &LockBody) -> Result<LockI
         |n| ObjectKey::lock(&LockId(*n)),
     )
     .map(LockId)
+}
+
+/// Loads, authenticates and decodes an event.
+pub fn load_event(b: &dyn Backend, keys: &Keys, id: &EventId) -> Result<Event> {
+    let key = ObjectKey::event(id);
+    let plain = open_sealed(
+        b,
+        keys,
+        &key,
+        id.as_bytes(),
+        event::MAGIC,
+        ObjectKind::Event,
+    )?;
+    Event::decode_body(&plain).map_err(|e| Error::corrupt(key.to_string(), e))
+}
+
+/// Seals and stores an event; returns its id.
+pub fn store_event(b: &dyn Backend, keys: &Keys, e: &Event) -> Result<EventId> {
+    store_sealed(
+        b,
+        keys,
+        event::MAGIC,
+        ObjectKind::Event,
+        &e.encode_body(),
+        |n| ObjectKey::event(&EventId(*n)),
+    )
+    .map(EventId)
 }

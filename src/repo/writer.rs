@@ -289,10 +289,13 @@ fn upload_loop(
                                 "pack not uploaded: an earlier upload failed".into(),
                             ))
                         } else {
-                            commit_pack(p.staged, &p.id).map(|()| IndexedPack {
-                                id: p.id,
-                                length: p.length,
-                                blobs: p.blobs,
+                            commit_pack(p.staged, &p.id).map(|()| {
+                                tracing::debug!(pack = %p.id, bytes = p.length, blobs = p.blobs.len(), "pack uploaded");
+                                IndexedPack {
+                                    id: p.id,
+                                    length: p.length,
+                                    blobs: p.blobs,
+                                }
                             })
                         };
                         // Flagged before the error is sent, so the error the loop reports
@@ -384,6 +387,7 @@ impl SegmentBatcher<'_> {
             packs: std::mem::take(&mut self.acc),
         };
         let segment = object::store_index_segment(self.b, self.keys, &seg)?;
+        tracing::debug!(segment = %segment, packs = seg.packs.len(), "index segment stored");
         let _ = self.indexed.send(Ok(Indexed {
             segment,
             packs: seg.packs,

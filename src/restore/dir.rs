@@ -72,7 +72,8 @@ pub enum Action {
 /// One planned change.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Change {
-    /// The path in the target.
+    /// The path in the target (in JSON: lossy UTF-8, as `ls` and `diff` print names).
+    #[serde(serialize_with = "lossy_path")]
     pub path: PathBuf,
     /// The entry's kind.
     pub kind: &'static str,
@@ -80,6 +81,13 @@ pub struct Change {
     pub action: Action,
     /// Content bytes (files).
     pub size: u64,
+}
+
+fn lossy_path<S: serde::Serializer>(
+    p: &std::path::Path,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&p.to_string_lossy())
 }
 
 /// What a restore did (or, with `dry_run`, would do).
