@@ -7,7 +7,8 @@
 # PutObject and CompleteMultipartUpload), Azurite's blob service with Node.js (tests/azure.rs
 # runs the same backend on Azure Blob Storage's emulator; it honours `If-None-Match: *` on Put
 # Blob), and PostgreSQL's server and client programs (tests/dump_check.rs checks real pg_dump
-# output from a throwaway cluster it starts itself).
+# output from a throwaway cluster it starts itself), systemd-analyze and PyYAML (tests/deploy.rs
+# verifies the systemd units in deploy/ and parses the Kubernetes CronJob).
 # Idempotent and quiet when everything is already there.
 set -euo pipefail
 
@@ -41,6 +42,8 @@ have node || missing+=(nodejs)
 have npm || missing+=(npm)
 [[ -e /usr/share/zoneinfo/Europe/Berlin ]] || missing+=(tzdata)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+have systemd-analyze || missing+=(systemd)
+python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 if ((${#missing[@]})); then
     if [[ $(id -u) == 0 ]] && have apt-get; then
         echo "install-deps: apt-get install ${missing[*]}"
@@ -67,6 +70,14 @@ if ! moto_ok; then
     pip=(python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6')
     "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
     moto_ok || { echo "install-deps: moto still not importable after pip install" >&2; exit 1; }
+fi
+
+# PyYAML for a python3 that is not Debian's (python3-yaml above installs it for Debian's).
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+    echo "install-deps: pip install pyyaml"
+    pip=(python3 -m pip install --quiet --disable-pip-version-check pyyaml)
+    "${pip[@]}" 2>/dev/null || "${pip[@]}" --break-system-packages
+    python3 -c 'import yaml' || { echo "install-deps: PyYAML still not importable after pip install" >&2; exit 1; }
 fi
 
 # Azurite's blob service (`azurite-blob`), from the npm registry.
