@@ -9,6 +9,7 @@ use larder::compress;
 use larder::crypto::{Keys, MasterKey};
 use larder::format::config::{self, Config};
 use larder::format::content_list::{ContentListBlob, ListEntry};
+use larder::format::event::{self, Event};
 use larder::format::index_segment::{IndexSegment, IndexedPack};
 use larder::format::key_slot::{KdfParams, KeySlot, WRAPPED_LEN};
 use larder::format::pack::{self, BlobEntry, PackHeader};
@@ -273,4 +274,24 @@ fn main() {
     }
     let sealed = keys.seal_object(ObjectKind::Snapshot, SNAPSHOT_STDIN.as_bytes());
     w("snapshot", "object", &wrap(snapshot::MAGIC, &sealed));
+    Snapshot::decode_body(SNAPSHOT_QUARANTINED.as_bytes()).expect("seed snapshot is valid");
+    w("snapshot", "quarantined", SNAPSHOT_QUARANTINED.as_bytes());
+
+    // Events: bodies of each kind and a stored object.
+    for (name, json) in [
+        ("run", EVENT_RUN),
+        ("drill", EVENT_DRILL),
+        ("prune", EVENT_PRUNE),
+    ] {
+        Event::decode_body(json.as_bytes()).expect("seed event is valid");
+        w("event", name, json.as_bytes());
+    }
+    let sealed = keys.seal_object(ObjectKind::Event, EVENT_DRILL.as_bytes());
+    w("event", "object", &wrap(event::MAGIC, &sealed));
 }
+
+const SNAPSHOT_QUARANTINED: &str = r#"{"time":"2026-11-21T02:00:00Z","duration":3.5,"host":"db1","name":"shop-db","tags":[],"source":{"kind":"command","argv":["pg_dump","shop"]},"producer_status":{"state":"killed","signal":9},"root":{"kind":"stream","content_list":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a","size":100000},"bytes_read":100000,"bytes_added":4000,"raw_bytes_added":9000,"chunks":20,"new_chunks":2,"larder_version":"0.1.0","quarantined":{"check":"producer","reason":"`pg_dump shop` was killed by signal 9"},"warnings":["the stream is 100000 bytes, less than half the 900000 bytes of the previous snapshot 0a0b0c0d of this series"]}"#;
+
+const EVENT_RUN: &str = r#"{"kind":"run","time":"2026-11-21T02:00:00Z","duration":61.5,"host":"db1","series":"shop-db","ok":true,"snapshot":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a","bytes_read":1000000,"bytes_added":2000,"larder_version":"0.1.0"}"#;
+const EVENT_DRILL: &str = r#"{"kind":"drill","time":"2026-11-22T05:00:00Z","duration":12.25,"host":"db1","series":"shop-db","ok":false,"snapshot":"5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a","error":"drill command `pg_restore --list` exited with status 1","bytes_read":3003,"larder_version":"0.1.0"}"#;
+const EVENT_PRUNE: &str = r#"{"kind":"prune","time":"2026-11-23T03:00:00Z","duration":4.0,"host":"db1","ok":true,"bytes_added":123456,"larder_version":"0.1.0"}"#;
