@@ -16,6 +16,12 @@
 //! | [`backup`] | the backup pipeline and its sources (stdin, command, directories) |
 //! | [`restore`] | the restore pipeline and its sinks (stdout, file, directory) |
 //! | [`dump_check`] | whether a dump stream looks complete (`--verify`) or already compressed |
+//! | [`config`] | the configuration file: repository, series, metrics, notifications |
+//! | [`status`] | per-series health from the catalog: last good snapshot, age, runs, drills |
+//! | [`event`] | recording runs, drills and prunes in the repository (`events/`) |
+//! | [`drill`] | restore drills: a snapshot restored into a command, every blob verified |
+//! | [`metrics`] | the Prometheus textfile |
+//! | [`notify`] | webhooks, Slack and healthchecks pings after a run or drill |
 //! | [`diff`] | what changed between two directory snapshots |
 //! | [`copy`] | snapshots from one repository into another (offsite replicas), missing ones only |
 //! | [`check`] | verifies structure and, on request, data; names damage and the snapshots it affects |

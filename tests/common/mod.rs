@@ -36,7 +36,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(120);
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// Variables that would change what the binary does if the developer's shell had them set.
-const SCRUBBED: [&str; 13] = [
+const SCRUBBED: [&str; 16] = [
     "LARDER_FROM_REPOSITORY",
     "LARDER_FROM_PASSWORD",
     "LARDER_FROM_PASSWORD_FILE",
@@ -49,6 +49,9 @@ const SCRUBBED: [&str; 13] = [
     "LARDER_PASSWORD_COMMAND",
     "LARDER_NEW_PASSWORD",
     "LARDER_CACHE_DIR",
+    "LARDER_CONFIG",
+    "LARDER_METRICS_FILE",
+    "RUST_LOG",
     "RUST_BACKTRACE",
 ];
 
