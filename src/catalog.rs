@@ -384,6 +384,29 @@ impl Catalog {
 
     /// Forgets snapshots no longer in the repository.
     pub fn remove_snapshots(&mut self, ids: &[SnapshotId]) -> Result<()> {
+        self.delete_ids(
+            "DELETE FROM snapshots WHERE id = ?1",
+            ids.iter().map(|i| i.as_bytes()),
+        )
+    }
+
+    /// Every snapshot, oldest first (ties broken by id).
+    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
+        self.bodies(
+            "SELECT id, body FROM snapshots ORDER BY time, id",
+            "snapshot",
+            SnapshotId::from_slice,
+            Snapshot::decode_body,
+        )
+    }
+
+    /// Deletes the rows `sql` (`DELETE … WHERE id = ?1`) names for each id, in one
+    /// transaction.
+    fn delete_ids<'a>(
+        &mut self,
+        sql: &str,
+        ids: impl Iterator<Item = &'a [u8; crate::id::ID_LEN]>,
+    ) -> Result<()> {
         let path = self.path.clone();
         let e = |source| Error::Catalog {
             path: path.clone(),
@@ -391,21 +414,21 @@ impl Catalog {
         };
         let tx = self.conn.transaction().map_err(e)?;
         for id in ids {
-            tx.execute(
-                "DELETE FROM snapshots WHERE id = ?1",
-                [id.as_bytes().as_slice()],
-            )
-            .map_err(e)?;
+            tx.execute(sql, [id.as_slice()]).map_err(e)?;
         }
         tx.commit().map_err(e)
     }
 
-    /// Every snapshot, oldest first (ties broken by id).
-    pub fn snapshots(&self) -> Result<Vec<(SnapshotId, Snapshot)>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id, body FROM snapshots ORDER BY time, id")
-            .map_err(self.err())?;
+    /// The `(id, body)` rows of `sql`, decoded: the catalog's copies of stored JSON objects
+    /// (`what` names them in errors).
+    fn bodies<I: std::fmt::Display, T>(
+        &self,
+        sql: &str,
+        what: &str,
+        parse_id: fn(&[u8]) -> Option<I>,
+        decode: fn(&[u8]) -> std::result::Result<T, crate::format::DecodeError>,
+    ) -> Result<Vec<(I, T)>> {
+        let mut st = self.conn.prepare_cached(sql).map_err(self.err())?;
         let rows = st
             .query_map([], |r| {
                 Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
@@ -414,13 +437,13 @@ impl Catalog {
         let mut out = Vec::new();
         for r in rows {
             let (id, body) = r.map_err(self.err())?;
-            let id = SnapshotId::from_slice(&id).ok_or_else(|| Error::Catalog {
+            let id = parse_id(&id).ok_or_else(|| Error::Catalog {
                 path: self.path.clone(),
-                source: rusqlite::Error::InvalidColumnName("snapshot id".into()),
+                source: rusqlite::Error::InvalidColumnName(format!("{what} id")),
             })?;
-            let snap = Snapshot::decode_body(body.as_bytes())
-                .map_err(|e| Error::corrupt(format!("catalog entry for snapshot {id}"), e))?;
-            out.push((id, snap));
+            let value = decode(body.as_bytes())
+                .map_err(|e| Error::corrupt(format!("catalog entry for {what} {id}"), e))?;
+            out.push((id, value));
         }
         Ok(out)
     }

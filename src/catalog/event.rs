@@ -48,44 +48,19 @@ impl Catalog {
 
     /// Forgets events that are gone from the repository.
     pub fn remove_events(&mut self, ids: &[EventId]) -> Result<()> {
-        let path = self.path.clone();
-        let e = |source| Error::Catalog {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(e)?;
-        for id in ids {
-            tx.execute(
-                "DELETE FROM events WHERE id = ?1",
-                [id.as_bytes().as_slice()],
-            )
-            .map_err(e)?;
-        }
-        tx.commit().map_err(e)
+        self.delete_ids(
+            "DELETE FROM events WHERE id = ?1",
+            ids.iter().map(|i| i.as_bytes()),
+        )
     }
 
     /// Every event, oldest first (ties broken by id).
     pub fn events(&self) -> Result<Vec<(EventId, Event)>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id, body FROM events ORDER BY time, id")
-            .map_err(self.err())?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(self.err())?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (id, body) = r.map_err(self.err())?;
-            let id = EventId::from_slice(&id).ok_or_else(|| Error::Catalog {
-                path: self.path.clone(),
-                source: rusqlite::Error::InvalidColumnName("event id".into()),
-            })?;
-            let ev = Event::decode_body(body.as_bytes())
-                .map_err(|e| Error::corrupt(format!("catalog entry for event {id}"), e))?;
-            out.push((id, ev));
-        }
-        Ok(out)
+        self.bodies(
+            "SELECT id, body FROM events ORDER BY time, id",
+            "event",
+            EventId::from_slice,
+            Event::decode_body,
+        )
     }
 }
