@@ -1681,3 +1681,66 @@ fn unreachable_notification_endpoint_does_not_fail_a_good_run() {
         "{st}"
     );
 }
+
+/// Events are history, not data: after runs, a drill and a prune the repository checks
+/// clean; a corrupt event is reported by `check` (exit 14, naming it) but stops neither
+/// `status` nor a backup.
+#[test]
+fn events_check_clean_and_a_corrupt_one_is_named_but_harmless() {
+    let job = Job::new(&series(
+        "s",
+        &["sh", "-c", "seq 1 20000"],
+        "drill = [\"sh\", \"-c\", \"cat >/dev/null\"]",
+    ));
+    job.run_ok("s");
+    job.run_ok("s");
+    let drilled = job
+        .larder()
+        .args(["drill", "s"])
+        .output()
+        .expect("run drill");
+    assert_success(&drilled, "drill");
+    let check = job.larder().args(["check"]).output().expect("run check");
+    assert_success(&check, "check after runs, a drill and a prune");
+
+    let events: Vec<std::path::PathBuf> = std::fs::read_dir(job.env.repo.join("events"))
+        .expect("events/ exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    // Two runs, one drill, the first run's prune.
+    assert_eq!(events.len(), 4, "{events:?}");
+    let victim = &events[0];
+    let mut bytes = std::fs::read(victim).expect("read event");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    let mut perms = std::fs::metadata(victim).expect("stat").permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(victim, perms).expect("chmod");
+    std::fs::write(victim, &bytes).expect("write event");
+
+    // A fresh catalog must read every event again.
+    let fresh = job.env.path("fresh-cache");
+    let check = job
+        .larder()
+        .arg("--cache-dir")
+        .arg(&fresh)
+        .args(["check"])
+        .output()
+        .expect("run check");
+    let name = victim.file_name().unwrap().to_string_lossy().into_owned();
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert_eq!(check.status.code(), Some(14), "{out}");
+    assert!(out.contains(&name), "check does not name the event: {out}");
+
+    let status = job
+        .larder()
+        .arg("--cache-dir")
+        .arg(&fresh)
+        .args(["status"])
+        .output()
+        .expect("run status");
+    assert_success(&status, "status with a corrupt event");
+    job.run_ok("s");
+}
