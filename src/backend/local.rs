@@ -263,7 +263,13 @@ impl Backend for LocalBackend {
                 if name.starts_with(TMP_PREFIX) {
                     continue;
                 }
-                let meta = entry.metadata().map_err(io("list", &key_prefix))?;
+                let meta = match entry.metadata() {
+                    Ok(m) => m,
+                    // Deleted since the directory was read (another process released its
+                    // lock): it is not listed, as if the listing had come a moment later.
+                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                    Err(e) => return Err(io("list", &key_prefix)(e)),
+                };
                 if meta.is_dir() {
                     if prefix == Prefix::Packs {
                         dirs.push((entry.path(), format!("{key_prefix}{name}/")));
@@ -314,6 +320,34 @@ impl Backend for LocalBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listing_survives_objects_deleted_meanwhile() {
+        // Locks come and go while others list them (tests/prune.rs once failed with
+        // "locks/ not found" when an entry vanished between readdir and stat).
+        let dir = tempfile::tempdir().unwrap();
+        let b = LocalBackend::create(dir.path().join("repo")).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let (locks, stop) = (dir.path().join("repo/locks"), stop.clone());
+            std::thread::spawn(move || {
+                // Plain files, no fsync: many entries vanish per listing.
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for i in 0..64 {
+                        let _ = fs::write(locks.join(format!("{i:064x}")), b"l");
+                    }
+                    for i in 0..64 {
+                        let _ = fs::remove_file(locks.join(format!("{i:064x}")));
+                    }
+                }
+            })
+        };
+        for _ in 0..3000 {
+            b.list(Prefix::Locks).unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churn.join().unwrap();
+    }
 
     #[test]
     fn conformance() {
