@@ -60,6 +60,9 @@ pub struct SnapshotOptions {
     pub timeout: Option<std::time::Duration>,
     /// Producer mode: kill the producer when it writes nothing for this long (no snapshot).
     pub stall_timeout: Option<std::time::Duration>,
+    /// Producer mode: keep the tail of the producer's stderr here (it is still passed
+    /// through); `None` leaves stderr inherited.
+    pub stderr_tail: Option<source::StderrTail>,
 }
 
 /// What a stored stream came to.

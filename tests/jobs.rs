@@ -1608,7 +1608,15 @@ fn failed_run_pings_fail_and_sends_the_webhooks_that_wait_for_failures() {
     let job = Job::new(&format!(
         "{}{}{}",
         series("g", &["echo", "row"], &own),
-        series("f", &["sh", "-c", "echo x; exit 3"], ""),
+        series(
+            "f",
+            &[
+                "sh",
+                "-c",
+                "echo x; echo 'pg_dump: error: connection refused' >&2; exit 3"
+            ],
+            ""
+        ),
         notify_config(&base, "")
     ));
     let take = || std::mem::take(&mut *seen.lock().expect("request log"));
@@ -1632,6 +1640,15 @@ fn failed_run_pings_fail_and_sends_the_webhooks_that_wait_for_failures() {
         .expect("fail ping");
     assert_eq!(fail.method, "POST");
     assert!(fail.body.contains("exited with status 3"), "{fail:?}");
+    // The producer's stderr is the log tail, and it still reaches larder's stderr.
+    assert!(
+        fail.body.contains("pg_dump: error: connection refused"),
+        "{fail:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("pg_dump: error: connection refused"),
+        "{out:?}"
+    );
     let hook = reqs
         .iter()
         .find(|r| r.path == "/hook")

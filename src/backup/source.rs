@@ -66,13 +66,22 @@ pub fn snapshot_command(
     let mut child = Command::new(program)
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(if opts.stderr_tail.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
         .process_group(0)
         .spawn()
         .map_err(|source| Error::SourceSpawn {
             cmd: cmd.clone(),
             source,
         })?;
+    let relay = opts
+        .stderr_tail
+        .as_ref()
+        .zip(child.stderr.take())
+        .map(|(tail, err)| tail.relay(err));
     let stdout = child
         .stdout
         .take()
@@ -95,6 +104,14 @@ pub fn snapshot_command(
             what: format!("the status of `{cmd}`"),
             source,
         });
+        if let Some(r) = relay {
+            // The leader has exited: its last words are on their way. A background job that
+            // still holds stderr open is not waited for beyond a second.
+            let until = Instant::now() + Duration::from_secs(1);
+            while !r.is_finished() && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         // A timeout fails the snapshot whatever the leader's status: a shell that exits 0
         // while its background job writes the stream must not make a cut-off stream good.
         if let Some(why) = watchdog.stop() {
@@ -121,6 +138,58 @@ pub fn snapshot_command(
         opts,
         progress,
     )
+}
+
+/// The last bytes a child wrote to stderr, kept while they are passed through to larder's
+/// own stderr: the log tail of a failure notification.
+#[derive(Debug, Clone, Default)]
+pub struct StderrTail(Arc<Mutex<Vec<u8>>>);
+
+impl StderrTail {
+    /// Bytes kept.
+    pub const MAX: usize = 8 * 1024;
+
+    /// Passes `from` through to stderr on a thread of its own, keeping its tail.
+    pub(crate) fn relay(
+        &self,
+        mut from: impl std::io::Read + Send + 'static,
+    ) -> std::thread::JoinHandle<()> {
+        let tail = self.0.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = match from.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                let piece = buf.get(..n).unwrap_or_default();
+                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), piece);
+                if let Ok(mut t) = tail.lock() {
+                    t.extend_from_slice(piece);
+                    if t.len() > 2 * Self::MAX {
+                        let cut = t.len() - Self::MAX;
+                        t.drain(..cut);
+                    }
+                }
+            }
+        })
+    }
+
+    /// The kept tail, lossy UTF-8, starting at a line boundary when one is near.
+    pub fn text(&self) -> String {
+        let t = match self.0.lock() {
+            Ok(t) => t.clone(),
+            Err(p) => p.into_inner().clone(),
+        };
+        let from = t.len().saturating_sub(Self::MAX);
+        let mut s = t.get(from..).unwrap_or_default();
+        if from > 0 {
+            if let Some(nl) = s.iter().position(|&b| b == b'\n') {
+                s = s.get(nl + 1..).unwrap_or_default();
+            }
+        }
+        String::from_utf8_lossy(s).into_owned()
+    }
 }
 
 /// How long a producer has between SIGTERM and SIGKILL.

@@ -157,7 +157,13 @@ fn run_series(ctx: &Ctx, repo: &mut Repo, name: &str, sc: &SeriesConfig) -> Seri
     let started = (jiff::Timestamp::now(), std::time::Instant::now());
     let host = sc.host.clone().or_else(|| cfg.repository.host.clone());
     let mut log: Vec<String> = Vec::new();
-    let snapshot = take_snapshot(ctx, repo, name, sc, host.clone(), &mut log);
+    let stderr = larder::backup::source::StderrTail::default();
+    let snapshot = take_snapshot(ctx, repo, name, sc, host.clone(), &stderr, &mut log);
+    // The producer's last words come first in the notification's log tail.
+    let said = stderr.text();
+    if !said.is_empty() {
+        log.insert(0, said.trim_end().to_owned());
+    }
     let mut run = SeriesRun {
         series: name.to_owned(),
         ok: false,
@@ -257,6 +263,7 @@ fn take_snapshot(
     name: &str,
     sc: &SeriesConfig,
     host: Option<String>,
+    stderr: &larder::backup::source::StderrTail,
     log: &mut Vec<String>,
 ) -> Result<larder::backup::SnapshotReport> {
     let lock = ctx.lock(repo, LockKind::Shared, "run")?;
@@ -270,6 +277,7 @@ fn take_snapshot(
         verify: sc.verify.map(|v| v.0),
         timeout: sc.timeout.map(|t| t.0),
         stall_timeout: sc.stall_timeout.map(|t| t.0),
+        stderr_tail: Some(stderr.clone()),
     };
     let progress = TermProgress::start("read", ctx.progress());
     let report = match (&sc.command, &sc.paths) {

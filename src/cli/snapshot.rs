@@ -137,6 +137,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<u8> {
         verify: a.verify,
         timeout: a.timeout,
         stall_timeout: a.stall_timeout,
+        stderr_tail: None,
     };
     let mut repo = ctx.open_repo()?;
     let lock = ctx.lock(&repo, larder::format::lock::LockKind::Shared, "snapshot")?;
