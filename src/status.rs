@@ -263,7 +263,7 @@ pub fn status(cat: &Catalog, opts: &StatusOptions) -> Result<RepoStatus> {
 }
 
 /// Seconds from `then` to `now` (negative clock skew counts as 0).
-fn age_secs(now: jiff::Timestamp, then: jiff::Timestamp) -> f64 {
+pub fn age_secs(now: jiff::Timestamp, then: jiff::Timestamp) -> f64 {
     let d = now.as_nanosecond().saturating_sub(then.as_nanosecond());
     (d.max(0) as f64) / 1e9
 }

@@ -173,7 +173,7 @@ fn summary(
     format!(
         "drill {series}: {verdict}: snapshot {} of {} into `{}`: {} restored{} in {:.1}s{}",
         r.snapshot.short(),
-        status::local_time(snap.time),
+        output::local_time(snap.time),
         opts.command.join(" "),
         output::bytes(r.bytes),
         if r.verified {

@@ -197,16 +197,10 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
             "prune": pruned,
         }));
     } else {
-        let tz = TimeZone::system();
         let when = |id: &SnapshotId| {
             by_id
                 .get(id)
-                .map(|s| {
-                    s.time
-                        .to_zoned(tz.clone())
-                        .strftime("%Y-%m-%d %H:%M:%S")
-                        .to_string()
-                })
+                .map(|s| output::local_time(s.time))
                 .unwrap_or_default()
         };
         outln!("policy: {policy}")?;

@@ -58,6 +58,13 @@ pub fn json(v: &serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `2026-11-21 02:00:13` in the local time zone: how every listing shows a time.
+pub fn local_time(t: jiff::Timestamp) -> String {
+    t.to_zoned(jiff::tz::TimeZone::system())
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
 /// One line: what this run asked of the repository's storage.
 pub fn requests_line() -> String {
     let r = super::requests().snapshot();

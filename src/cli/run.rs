@@ -76,7 +76,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<u8> {
             // Nothing can be recorded in a repository that does not open; the pings still
             // tell the monitor.
             for n in &names {
-                notify(ctx, n, cfg.series(n)?, &failed_outcome(n, &e));
+                notify(ctx, cfg.series(n)?, &failed_outcome(n, &e));
             }
             return Err(e);
         }
@@ -421,7 +421,7 @@ fn failed_outcome(name: &str, e: &anyhow::Error) -> larder::notify::Outcome {
     }
 }
 
-fn notify(ctx: &Ctx, _name: &str, sc: &SeriesConfig, outcome: &larder::notify::Outcome) {
+fn notify(ctx: &Ctx, sc: &SeriesConfig, outcome: &larder::notify::Outcome) {
     let n = larder::notify::Notifier::new(&ctx.config().notify, sc.healthchecks.as_deref());
     for w in n.finish(outcome) {
         eprintln!("larder: warning: {w}");

@@ -1,7 +1,6 @@
 //! `larder snapshots`: list snapshots.
 
 use anyhow::Result;
-use jiff::tz::TimeZone;
 use larder::format::snapshot::{ProducerStatus, Source};
 use larder::snapshot::Selector;
 use serde_json::json;
@@ -50,13 +49,8 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
         "size",
         "added"
     )?;
-    let tz = TimeZone::system();
     for (id, s) in &snaps {
-        let time = s
-            .time
-            .to_zoned(tz.clone())
-            .strftime("%Y-%m-%d %H:%M:%S")
-            .to_string();
+        let time = output::local_time(s.time);
         let source = match (&s.source, &s.producer_status) {
             (Source::Stdin, _) => "stdin (producer status unknown)".to_owned(),
             (Source::Command { argv }, ProducerStatus::Exited { code }) => {

@@ -2,8 +2,6 @@
 //! snapshot. Read-only; takes no lock (like `snapshots`).
 
 use anyhow::Result;
-use jiff::Timestamp;
-use jiff::tz::TimeZone;
 use larder::stats::{StatsOptions, StatsReport};
 
 use super::{Ctx, output};
@@ -45,12 +43,6 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
 /// `2.00x`; `-` when there is nothing to divide by.
 fn times(r: Option<f64>) -> String {
     r.map_or_else(|| "-".into(), |r| format!("{r:.2}x"))
-}
-
-fn local(t: Timestamp) -> String {
-    t.to_zoned(TimeZone::system())
-        .strftime("%Y-%m-%d %H:%M:%S")
-        .to_string()
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {
@@ -133,7 +125,7 @@ fn show(r: &StatsReport, opts: &StatsOptions, snapshots: bool) -> Result<()> {
             "{:<16}  {:>9}  {:<19}  {:>11}  {:>11}  {:>11}  {:>7}  {}",
             s.name,
             s.totals.snapshots,
-            local(s.newest_time),
+            output::local_time(s.newest_time),
             output::bytes(s.newest_restore_size),
             output::bytes(s.totals.restore_size),
             output::bytes(s.totals.bytes_added),
@@ -164,7 +156,7 @@ fn show(r: &StatsReport, opts: &StatsOptions, snapshots: bool) -> Result<()> {
         outln!(
             "{:<8}  {:<19}  {:<12}  {:<16}  {:>11}  {:>11}  {:>11}  {:>7}  {:>7}",
             s.id.short(),
-            local(s.time),
+            output::local_time(s.time),
             s.host,
             s.name,
             output::bytes(s.restore_size),

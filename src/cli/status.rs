@@ -93,7 +93,7 @@ fn show(st: &RepoStatus) -> Result<()> {
         outln!(
             "{:<16}  {:<19}  {:>9}  {:>10}  {:>10}  {:>7}  {:<14}  {}",
             s.series,
-            g.map_or("never".into(), |g| local_time(g.time)),
+            g.map_or("never".into(), |g| output::local_time(g.time)),
             s.age_seconds.map_or("-".into(), age),
             g.map_or("-".into(), |g| output::bytes(g.size)),
             g.map_or("-".into(), |g| output::bytes(g.bytes_added)),
@@ -102,7 +102,7 @@ fn show(st: &RepoStatus) -> Result<()> {
             s.last_drill.as_ref().map_or("never".into(), |d| format!(
                 "{} {} ago",
                 if d.ok { "pass" } else { "FAIL" },
-                age(seconds_since(st.now, d.time))
+                age(larder::status::age_secs(st.now, d.time))
             )),
             state(s)
         )?;
@@ -117,7 +117,7 @@ fn show(st: &RepoStatus) -> Result<()> {
         output::bytes(st.stored_bytes),
         st.last_prune.as_ref().map_or("never".into(), |p| format!(
             "{} ago",
-            age(seconds_since(st.now, p.time))
+            age(larder::status::age_secs(st.now, p.time))
         ))
     )?;
     Ok(())
@@ -186,17 +186,6 @@ fn notes(s: &SeriesStatus) -> Vec<String> {
         out.push(format!("sizes: {}", sizes.join(" → ")));
     }
     out
-}
-
-/// `2026-11-21 02:00:13` in the local time zone.
-pub fn local_time(t: jiff::Timestamp) -> String {
-    t.to_zoned(jiff::tz::TimeZone::system())
-        .strftime("%Y-%m-%d %H:%M:%S")
-        .to_string()
-}
-
-fn seconds_since(now: jiff::Timestamp, then: jiff::Timestamp) -> f64 {
-    (now.as_millisecond().saturating_sub(then.as_millisecond())).max(0) as f64 / 1000.0
 }
 
 /// `3d 4h`, `7h 3m`, `12m`, `40s`.

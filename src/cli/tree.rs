@@ -5,7 +5,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use jiff::tz::TimeZone;
 use larder::format::snapshot::{Root, Snapshot};
 use larder::format::tree::{EntryKind, TreeEntry};
 use larder::id::{BlobId, SnapshotId};
@@ -132,11 +131,7 @@ fn mode_string(e: &TreeEntry) -> String {
 
 fn show_time(e: &TreeEntry) -> String {
     jiff::Timestamp::new(e.mtime.secs, e.mtime.nanos as i32)
-        .map(|t| {
-            t.to_zoned(TimeZone::system())
-                .strftime("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
+        .map(super::output::local_time)
         .unwrap_or_else(|_| "?".into())
 }
 
