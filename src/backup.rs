@@ -11,11 +11,13 @@
 //! Invariant 3: a snapshot is written only if the source was read completely and the
 //! producer (if larder ran it) exited 0.
 
+pub mod chunking;
 pub mod dir;
 pub mod inspect;
 pub mod source;
 
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -32,6 +34,7 @@ use crate::id::{BlobId, SnapshotId};
 use crate::progress::Progress;
 use crate::repo::writer::{RepoWriter, WriteStats};
 use crate::repo::{Repo, object};
+use chunking::{Cut, Previous};
 
 /// Bytes the chunker reads per batch. With the chunker one batch ahead and one batch being
 /// sealed, about four batches are in memory at once.
@@ -74,6 +77,8 @@ pub struct StreamStats {
     pub chunks: u64,
     /// Chunks that were not stored yet.
     pub new_chunks: u64,
+    /// Where the chunker changed to the coarse sizes, if it did.
+    pub switched_at: Option<u64>,
 }
 
 /// The result of a snapshot.
@@ -126,51 +131,82 @@ pub(crate) fn seal_fresh(
         .collect()
 }
 
-/// source → chunker → id → dedup → zstd → AEAD → pack writer. Returns the stream's root
-/// once every chunk and content-list blob has been handed to the writer (the caller's
-/// `finish` makes them durable).
+/// source → chunker (cutting as `cut` says) → id → dedup → zstd → AEAD → pack writer.
+/// Returns the stream's root once every chunk and content-list blob has been handed to the
+/// writer (the caller's `finish` makes them durable).
 pub fn store_stream(
     w: &mut RepoWriter<'_>,
     src: impl Read + Send,
+    cut: &Cut,
     what: &str,
     progress: &dyn Progress,
 ) -> Result<StreamStats> {
     let mut list = ContentListBuilder::new();
-    let (chunks, new_chunks) = store_chunks(w, src, what, progress, &mut list)?;
+    let stored = store_chunks(w, src, cut, what, progress, &mut list)?;
     let mut store = |plain: &[u8]| w.store_blob(content_list::KIND, plain);
     let root = list.finish(&mut store)?;
     Ok(StreamStats {
         root,
-        chunks,
-        new_chunks,
+        chunks: stored.chunks,
+        new_chunks: stored.new_chunks,
+        switched_at: stored.switched_at,
     })
 }
 
-/// Hands every chunk of `src` to the writer (new ones sealed) and its entry to `list`;
-/// returns (chunks, new chunks). The chunker runs on its own thread, one batch ahead.
+/// What [`store_chunks`] handed to the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    /// Chunks.
+    pub chunks: u64,
+    /// Chunks not stored before.
+    pub new_chunks: u64,
+    /// Where the chunker changed to the coarse sizes (`Cut::switch`), if it did.
+    pub switched_at: Option<u64>,
+}
+
+/// Hands every chunk of `src`, cut as `cut` says, to the writer (new ones sealed) and its
+/// entry to `list`. The chunker runs on its own thread, one batch ahead.
 pub fn store_chunks(
     w: &mut RepoWriter<'_>,
     src: impl Read + Send,
+    cut: &Cut,
     what: &str,
     progress: &dyn Progress,
     list: &mut ContentListBuilder,
-) -> Result<(u64, u64)> {
-    let params = w.chunker_params();
+) -> Result<Stored> {
+    let Cut { params, switch, .. } = *cut;
     let keys = w.keys().clone();
     let level = w.zstd_level();
     let (tx, rx) = crossbeam_channel::bounded::<std::io::Result<Batch>>(1);
     // Spent batch buffers go back to the reader for reuse.
     let (recycle, recycled) = crossbeam_channel::bounded::<Vec<u8>>(4);
+    // Set once `switch` is due; the chunker cuts its next batch with the coarse sizes and
+    // records the stream offset it changed at (u64::MAX: not yet).
+    let switch_now = AtomicBool::new(false);
+    let switched_at = AtomicU64::new(u64::MAX);
+    let start = w.stats();
     std::thread::scope(|s| {
         // Owned by this closure: an early error return drops it, which unblocks the reader
         // thread's `send` so that the scope can join it.
         let rx = rx;
+        let (switch_now, switched_at) = (&switch_now, &switched_at);
         s.spawn(move || {
             let mut c = Chunker::new(src, &params, keys.gear());
+            let mut handed = 0u64;
             loop {
+                if let Some(sw) = &switch
+                    && switched_at.load(Ordering::Relaxed) == u64::MAX
+                    && switch_now.load(Ordering::Relaxed)
+                {
+                    c.set_params(&sw.to);
+                    switched_at.store(handed, Ordering::Relaxed);
+                }
                 let buf = recycled.try_recv().unwrap_or_default();
                 let next = c.next_batch_into(BATCH_BYTES, buf).transpose();
                 let Some(next) = next else { break };
+                if let Ok(b) = &next {
+                    handed += b.len() as u64;
+                }
                 let failed = next.is_err();
                 if tx.send(next).is_err() || failed {
                     break;
@@ -179,6 +215,7 @@ pub fn store_chunks(
         });
         let keys = w.keys().clone();
         let mut stats = (0u64, 0u64);
+        let mut read = 0u64;
         let mut prev: Option<Prepared> = None;
         loop {
             let next = match rx.recv() {
@@ -205,11 +242,28 @@ pub fn store_chunks(
             let (sealed, prepared) = (sealed?, prepared?);
             if let (Some(p), Some(sealed)) = (prev.take(), sealed) {
                 add_prepared(w, &p, sealed, list, progress, &mut stats)?;
+                read += p.batch.len() as u64;
                 let _ = recycle.try_send(p.batch.data);
+                if let Some(sw) = &switch
+                    && !switch_now.load(Ordering::Relaxed)
+                {
+                    let now = w.stats();
+                    let cost = (now.stored_bytes - start.stored_bytes)
+                        + chunking::ENTRY_COST * (now.blobs - start.blobs);
+                    if sw.due(read, cost) {
+                        tracing::info!(read, cost, ratio = sw.ratio, "changing to coarse chunks");
+                        switch_now.store(true, Ordering::Relaxed);
+                    }
+                }
             }
             prev = prepared;
         }
-        Ok(stats)
+        let at = switched_at.load(Ordering::Relaxed);
+        Ok(Stored {
+            chunks: stats.0,
+            new_chunks: stats.1,
+            switched_at: (at != u64::MAX).then_some(at),
+        })
     })
 }
 
@@ -260,18 +314,54 @@ pub fn snapshot_stream(
         Source::Command { argv } => format!("the output of `{}`", argv.join(" ")),
         Source::Paths { paths } => paths.join(", "),
     };
+    let host = opts
+        .host
+        .clone()
+        .unwrap_or_else(crate::snapshot::default_host);
+    // The head decides the chunk sizes (chunking.rs); it is then chunked like the rest. A
+    // failure here still goes through `status` below, which reaps the producer.
+    let mut reader = inspector.reader(src);
+    let planned = chunking::read_sample(&mut reader)
+        .map_err(|source| Error::SourceRead {
+            what: what.clone(),
+            source,
+        })
+        .and_then(|head| {
+            let previous = series_previous(repo, &opts.name, &host)?;
+            let config = repo.config();
+            let ratio = chunking::sample_ratio(&head);
+            let cut = chunking::plan(
+                &config.chunker,
+                config.coarse_chunking.as_ref(),
+                previous.as_ref(),
+                ratio,
+            );
+            tracing::info!(
+                coarse = cut.coarse,
+                may_switch = cut.switch.is_some(),
+                sample_ratio = ratio,
+                "chunk sizes chosen"
+            );
+            Ok((head, cut))
+        });
     let mut w = RepoWriter::new(repo, opts.zstd_level);
-    let stored = store_stream(&mut w, inspector.reader(src), &what, progress);
+    let mut coarse = None;
+    let stored = planned.and_then(|(head, cut)| {
+        let src = std::io::Cursor::new(head).chain(reader);
+        let stored = store_stream(&mut w, src, &cut, &what, progress)?;
+        coarse = match (cut.coarse, cut.switch, stored.switched_at) {
+            (true, _, _) => Some(cut.params),
+            (false, Some(sw), Some(_)) => Some(sw.to),
+            _ => None,
+        };
+        Ok(stored)
+    });
     let producer = status(&stored);
     let written = w.finish();
     let stream = stored?;
     let producer_status = producer?;
     let write = written?;
     let inspection = inspector.finish();
-    let host = opts
-        .host
-        .clone()
-        .unwrap_or_else(crate::snapshot::default_host);
     let quarantined = if !producer_status.is_success() {
         if stream.root.size == 0 {
             // Nothing to keep: a plain failure.
@@ -329,6 +419,7 @@ pub fn snapshot_stream(
         original: None,
         quarantined,
         warnings,
+        chunker: coarse,
     };
     commit(repo, opts, snapshot, write)
 }
@@ -340,6 +431,24 @@ fn describe_status(s: &ProducerStatus) -> String {
         ProducerStatus::Killed { signal } => format!("was killed by signal {signal}"),
         ProducerStatus::Unknown => "ended in an unknown way".into(),
     }
+}
+
+/// What the newest stream snapshot of a series (name and host) tells the chunker: `None`
+/// when there is none.
+fn series_previous(repo: &Repo, name: &str, host: &str) -> Result<Option<Previous>> {
+    let coarse = repo.config().coarse_chunking.map(|c| c.chunker);
+    let previous = repo
+        .catalog()
+        .snapshots()?
+        .into_iter()
+        .rev()
+        .find(|(_, s)| s.name == name && s.host == host && matches!(s.root, Root::Stream { .. }));
+    Ok(previous.map(|(_, s)| Previous {
+        // Sizes this config does not name (a copy from elsewhere) count as default.
+        coarse: s.chunker.is_some() && s.chunker == coarse,
+        bytes_read: s.bytes_read,
+        raw_bytes_added: s.raw_bytes_added,
+    }))
 }
 
 /// A warning when a stream is less than half the size of the newest good snapshot of its

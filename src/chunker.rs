@@ -56,6 +56,29 @@ pub struct Chunker<R> {
 impl<R: Read> Chunker<R> {
     /// A chunker over `src` with the repository's parameters and gear table.
     pub fn new(src: R, params: &ChunkerParams, gear: &[u64; 256]) -> Self {
+        let mut gear_ls = Box::new([0u64; 256]);
+        for (l, g) in gear_ls.iter_mut().zip(gear.iter()) {
+            *l = g << 1;
+        }
+        let mut c = Self {
+            src,
+            min: 0,
+            avg: 0,
+            max: 0,
+            masks: [0; 4],
+            gear: Box::new(*gear),
+            gear_ls,
+            carry: Vec::new(),
+            eof: false,
+            bytes_read: 0,
+        };
+        c.set_params(params);
+        c
+    }
+
+    /// Cuts the rest of the stream with other sizes (same gear table). Every batch ends on
+    /// a chunk boundary, so the next chunk simply starts where the last one ended.
+    pub fn set_params(&mut self, params: &ChunkerParams) {
         let level = match params.normalization {
             0 => Normalization::Level0,
             1 => Normalization::Level1,
@@ -64,22 +87,10 @@ impl<R: Read> Chunker<R> {
         };
         let avg = params.avg_size as usize;
         let (mask_s, mask_l) = select_masks(avg, level);
-        let mut gear_ls = Box::new([0u64; 256]);
-        for (l, g) in gear_ls.iter_mut().zip(gear.iter()) {
-            *l = g << 1;
-        }
-        Self {
-            src,
-            min: params.min_size as usize,
-            avg,
-            max: params.max_size as usize,
-            masks: [mask_s, mask_l, mask_s << 1, mask_l << 1],
-            gear: Box::new(*gear),
-            gear_ls,
-            carry: Vec::new(),
-            eof: false,
-            bytes_read: 0,
-        }
+        self.min = params.min_size as usize;
+        self.avg = avg;
+        self.max = params.max_size as usize;
+        self.masks = [mask_s, mask_l, mask_s << 1, mask_l << 1];
     }
 
     /// The length of the next chunk at the start of `rest` (all of it if shorter than the
@@ -252,6 +263,32 @@ mod tests {
             c.cut_whole(&d, 7, &mut ranges);
             let whole: Vec<Vec<u8>> = ranges.iter().map(|r| d[r.start - 7..r.end - 7].to_vec()).collect();
             prop_assert_eq!(whole, cut_all(&d, 1000, 6));
+        }
+
+        #[test]
+        fn changing_sizes_mid_stream_keeps_every_byte_and_each_size_bound(
+            len in 0usize..200_000, seed in any::<u64>(), batches in 1usize..6
+        ) {
+            let d = pseudo(len, seed);
+            let big = ChunkerParams { min_size: 4096, avg_size: 16_384, max_size: 32_768, ..params() };
+            let mut c = Chunker::new(&d[..], &params(), &gear(3));
+            let mut out: Vec<(bool, Vec<u8>)> = Vec::new();
+            let mut n = 0;
+            while let Some(b) = c.next_batch(10_000).unwrap() {
+                let switched = n >= batches;
+                out.extend((0..b.chunks.len()).map(|i| (switched, b.chunk(i).to_vec())));
+                n += 1;
+                if n == batches {
+                    c.set_params(&big);
+                }
+            }
+            let all: Vec<u8> = out.iter().flat_map(|(_, c)| c.clone()).collect();
+            prop_assert_eq!(all, d);
+            for (i, (switched, c)) in out.iter().enumerate() {
+                let p = if *switched { &big } else { &params() };
+                prop_assert!(c.len() <= p.max_size as usize);
+                if i + 1 < out.len() { prop_assert!(c.len() >= p.min_size as usize); }
+            }
         }
 
         #[test]

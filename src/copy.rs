@@ -34,6 +34,7 @@ use crate::blob::{self, SealedBlob};
 use crate::content_list::{self, ContentListBuilder, ContentListReader, StreamRoot};
 use crate::error::{Error, Result};
 use crate::format::BlobKind;
+use crate::format::config::ChunkerParams;
 use crate::format::content_list::ListEntry;
 use crate::format::snapshot::{Root, Snapshot};
 use crate::format::tree::{Content, EntryKind, Tree};
@@ -161,9 +162,18 @@ pub fn copy_snapshot(
     };
     let source = Arc::new(Mutex::new(ChunkSource::new(src)?));
     let what = format!("snapshot {} of {}", id.short(), src.backend().location());
+    // Rechunk method: a stream cut coarse in the source is cut coarse here too, if this
+    // repository has coarse chunking (files are always cut with the default chunker).
+    let dst_config = dst.config();
+    let coarse = match (&snap.chunker, &dst_config.coarse_chunking) {
+        (Some(_), Some(c)) if matches!(snap.root, Root::Stream { .. }) => Some(c.chunker),
+        _ => None,
+    };
+    let stream_params = coarse.unwrap_or(dst_config.chunker);
     let mut w = RepoWriter::new(dst, opts.zstd_level);
     let mut work = Work {
         source: &source,
+        stream_params,
         w: &mut w,
         progress,
         what: &what,
@@ -180,7 +190,8 @@ pub fn copy_snapshot(
         (Method::Blobs, Root::Tree { tree }) => work.tree_blobs(tree).map(|()| snap.root),
         (Method::Rechunk, Root::Stream { content_list, size }) => {
             let mut list = ContentListBuilder::new();
-            work.content_rechunk(&Content::List(*content_list), *size, &mut list)
+            let params = work.stream_params;
+            work.content_rechunk(&Content::List(*content_list), *size, &params, &mut list)
                 .and_then(|()| {
                     let mut store = |plain: &[u8]| work.w.store_blob(content_list::KIND, plain);
                     let root = list.finish(&mut store)?;
@@ -200,9 +211,9 @@ pub fn copy_snapshot(
     let written = w.finish();
     let root = root?;
     let write = written?;
-    let chunks = match opts.method {
-        Method::Blobs => snap.chunks,
-        Method::Rechunk => chunks,
+    let (chunks, chunker) = match opts.method {
+        Method::Blobs => (snap.chunks, snap.chunker),
+        Method::Rechunk => (chunks, coarse),
     };
     let snapshot = Snapshot {
         duration: started.elapsed().as_secs_f64(),
@@ -215,6 +226,7 @@ pub fn copy_snapshot(
         parent,
         damaged: None,
         original: Some(snap.original.unwrap_or(*id)),
+        chunker,
         ..snap.clone()
     };
     let commit = SnapshotOptions {
@@ -233,6 +245,8 @@ pub fn copy_snapshot(
 /// The state of copying one snapshot.
 struct Work<'a, 'w, 'r> {
     source: &'a Arc<Mutex<ChunkSource>>,
+    /// Rechunk method: the chunk sizes for a stream snapshot's content.
+    stream_params: ChunkerParams,
     w: &'w mut RepoWriter<'r>,
     progress: &'a dyn Progress,
     what: &'a str,
@@ -297,13 +311,16 @@ impl Work<'_, '_, '_> {
             load,
         )?;
         let mut batch = Vec::with_capacity(crate::restore::BATCH_CHUNKS);
+        let mut bytes = 0;
         loop {
             let next = list.next_chunk()?;
             let end = next.is_none();
+            bytes += next.map_or(0, |e| e.size);
             batch.extend(next);
-            if batch.len() >= crate::restore::BATCH_CHUNKS || end {
+            if crate::restore::batch_full(batch.len(), bytes) || end {
                 self.chunks_blobs(&batch)?;
                 batch.clear();
+                bytes = 0;
             }
             let loaded: Vec<_> = nodes.borrow_mut().drain(..).collect();
             for (id, plain) in loaded {
@@ -361,19 +378,21 @@ impl Work<'_, '_, '_> {
         Ok(())
     }
 
-    /// Rechunk method: a content read through and cut by the destination's chunker into
-    /// `list`.
+    /// Rechunk method: a content read through and cut by the destination's chunker (with
+    /// `params`) into `list`.
     fn content_rechunk(
         &mut self,
         content: &Content,
         size: u64,
+        params: &ChunkerParams,
         list: &mut ContentListBuilder,
     ) -> Result<()> {
         let reader = ContentReader::spawn(self.source.clone(), content.clone(), size);
         let failure = reader.failure();
-        let stored = backup::store_chunks(self.w, reader, self.what, self.progress, list);
+        let cut = backup::chunking::Cut::fixed(*params);
+        let stored = backup::store_chunks(self.w, reader, &cut, self.what, self.progress, list);
         let (chunks, new_chunks) = match stored {
-            Ok(n) => n,
+            Ok(n) => (n.chunks, n.new_chunks),
             // The reader's own error says what went wrong in the source repository.
             Err(Error::SourceRead { source, .. }) => {
                 return Err(failure.take().unwrap_or(Error::SourceRead {
@@ -399,7 +418,8 @@ impl Work<'_, '_, '_> {
             match &e.kind {
                 EntryKind::File(c) => {
                     let mut list = ContentListBuilder::new();
-                    self.content_rechunk(c, e.size, &mut list)?;
+                    let params = self.w.chunker_params();
+                    self.content_rechunk(c, e.size, &params, &mut list)?;
                     let w = &mut *self.w;
                     let mut store = |plain: &[u8]| w.store_blob(content_list::KIND, plain);
                     let (content, size) = list.finish_content(&mut store)?;

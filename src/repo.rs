@@ -19,7 +19,7 @@ use crate::catalog::{BlobLocation, Catalog, sync};
 use crate::crypto::key_slot::{self, Password};
 use crate::crypto::{ChunkIdentity, Keys, MasterKey};
 use crate::error::{Error, Result};
-use crate::format::config::{ChunkerAlgorithm, ChunkerParams, Config};
+use crate::format::config::{ChunkerAlgorithm, ChunkerParams, CoarseChunking, Config};
 use crate::format::key_slot::{KdfParams, KeySlot};
 use crate::format::{self, BlobKind, ObjectKind};
 use crate::id::{BlobId, KeyId, RepoId, object_hash};
@@ -31,6 +31,19 @@ pub const DEFAULT_CHUNKER: ChunkerParams = ChunkerParams {
     avg_size: 4 * 1024,
     max_size: 32 * 1024,
     normalization: 1,
+};
+
+/// Default coarse chunking (`format-spec/chunker.md`, "Coarse chunking"): min 256 KiB,
+/// avg 1 MiB, max 2 MiB, for streams that compress 32 times or more.
+pub const DEFAULT_COARSE: CoarseChunking = CoarseChunking {
+    chunker: ChunkerParams {
+        algorithm: ChunkerAlgorithm::FastCdc2020,
+        min_size: 256 * 1024,
+        avg_size: 1024 * 1024,
+        max_size: 2 * 1024 * 1024,
+        normalization: 1,
+    },
+    min_ratio: 32,
 };
 
 /// Default target pack size: 16 MiB.
@@ -55,6 +68,8 @@ pub struct InitOptions {
     /// Blob id and chunker keys shared with another repository (`--copy-chunker-params`),
     /// stored in the config; `None` derives them from the new master key.
     pub chunk_identity: Option<ChunkIdentity>,
+    /// Coarse chunking for very compressible streams (`None`: one chunk size for all).
+    pub coarse_chunking: Option<CoarseChunking>,
 }
 
 impl Default for InitOptions {
@@ -66,6 +81,7 @@ impl Default for InitOptions {
             kdf: key_slot::DEFAULT_KDF,
             host: crate::snapshot::default_host(),
             chunk_identity: None,
+            coarse_chunking: Some(DEFAULT_COARSE),
         }
     }
 }
@@ -95,6 +111,7 @@ pub fn init(b: &dyn Backend, password: &Password, opts: &InitOptions) -> Result<
         pack_size: opts.pack_size,
         zstd_level: opts.zstd_level,
         chunk_identity: opts.chunk_identity.clone(),
+        coarse_chunking: opts.coarse_chunking,
     };
     // Check the body as a reader would before anything is written.
     Config::decode_body(&config.encode_body(), &repo_id)

@@ -32,8 +32,17 @@ use crate::id::BlobId;
 use crate::progress::Progress;
 use crate::repo::{self, Repo};
 
-/// Chunks per batch handed from the walker to the loaders.
+/// Chunks per batch handed from the walker to the loaders, at most.
 pub(crate) const BATCH_CHUNKS: usize = 512;
+
+/// Plaintext bytes per batch, at most (one chunk more): with large chunks the batch, not
+/// the chunk count, bounds memory.
+pub(crate) const BATCH_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Whether a batch of `chunks` chunks and `bytes` bytes is full.
+pub(crate) fn batch_full(chunks: usize, bytes: u64) -> bool {
+    chunks >= BATCH_CHUNKS || bytes >= BATCH_BYTES
+}
 
 /// What a restore wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
@@ -292,13 +301,16 @@ pub fn restore_list(
                     repo::load_blob(cat, b.as_ref(), &k, id, content_list::KIND)
                 })?;
                 let mut entries = Vec::with_capacity(BATCH_CHUNKS);
+                let mut bytes = 0;
                 loop {
                     let next = list.next_chunk()?;
                     let end = next.is_none();
+                    bytes += next.map_or(0, |e| e.size);
                     entries.extend(next);
-                    if entries.len() < BATCH_CHUNKS && !end {
+                    if !batch_full(entries.len(), bytes) && !end {
                         continue;
                     }
+                    bytes = 0;
                     let ids: Vec<_> = entries.iter().map(|e| e.id).collect();
                     let batch = cat
                         .locate_many(&ids)?
@@ -434,13 +446,18 @@ impl ChunkSource {
         };
         let mut list = ContentListReader::new(root, |id| self.load_blob(id, content_list::KIND))?;
         let mut entries = Vec::with_capacity(BATCH_CHUNKS);
+        let mut bytes = 0;
         loop {
             let next = list.next_chunk()?;
             let end = next.is_none();
+            bytes += next.map_or(0, |e| e.size);
             entries.extend(next);
-            let full = entries.len() >= BATCH_CHUNKS || (end && !entries.is_empty());
-            if full && !f(std::mem::take(&mut entries))? {
-                return Ok(());
+            let full = batch_full(entries.len(), bytes) || (end && !entries.is_empty());
+            if full {
+                bytes = 0;
+                if !f(std::mem::take(&mut entries))? {
+                    return Ok(());
+                }
             }
             if end {
                 return Ok(());

@@ -482,6 +482,7 @@ fn snapshot(s: &Spec) -> Snapshot {
         original: None,
         quarantined: None,
         warnings: vec![],
+        chunker: None,
     }
 }
 

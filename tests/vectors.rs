@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use larder::crypto::key_slot::{self, Password};
 use larder::crypto::{ChunkIdentity, Keys, MasterKey};
-use larder::format::config::{self, ChunkerAlgorithm, ChunkerParams, Config};
+use larder::format::config::{self, ChunkerAlgorithm, ChunkerParams, CoarseChunking, Config};
 use larder::format::content_list::{ContentListBlob, ListEntry};
 use larder::format::event::{self, Event, EventKind};
 use larder::format::index_segment::{self, IndexSegment, IndexedPack};
@@ -295,6 +295,7 @@ fn snapshot_body() -> Snapshot {
         original: None,
         quarantined: None,
         warnings: vec![],
+        chunker: None,
     }
 }
 
@@ -313,6 +314,21 @@ fn config_body() -> Config {
         pack_size: 16 * 1024 * 1024,
         zstd_level: 3,
         chunk_identity: None,
+        coarse_chunking: None,
+    }
+}
+
+/// The coarse chunking of the `config-coarse` vector (larder's default).
+fn coarse_chunking() -> CoarseChunking {
+    CoarseChunking {
+        chunker: ChunkerParams {
+            algorithm: ChunkerAlgorithm::FastCdc2020,
+            min_size: 262_144,
+            avg_size: 1_048_576,
+            max_size: 2_097_152,
+            normalization: 1,
+        },
+        min_ratio: 32,
     }
 }
 
@@ -420,6 +436,23 @@ fn generate() -> BTreeMap<&'static str, Vector> {
             bytes: config::encode(
                 &REPO,
                 &seal_object(&k, ObjectKind::Config, &shared.encode_body(), 0x47),
+            ),
+        },
+    );
+    let coarse = Config {
+        coarse_chunking: Some(coarse_chunking()),
+        ..config_body()
+    };
+    v.insert(
+        "config-coarse",
+        Vector {
+            recipe: format!(
+                "{common}\nconfig (config.md) as in config.txt plus coarse_chunking: chunker \
+                 262144/1048576/2097152 norm 1, min_ratio 32, nonce 48"
+            ),
+            bytes: config::encode(
+                &REPO,
+                &seal_object(&k, ObjectKind::Config, &coarse.encode_body(), 0x48),
             ),
         },
     );
@@ -560,6 +593,24 @@ fn generate() -> BTreeMap<&'static str, Vector> {
 quarantined snapshot object (snapshot.md: `quarantined`, `warnings`, a killed producer), body as in tests/vectors.rs, nonce 51"
             ),
             bytes: quarantined,
+        },
+    );
+
+    let coarse_snap = Snapshot {
+        chunker: Some(coarse_chunking().chunker),
+        ..snapshot_body()
+    };
+    v.insert(
+        "snapshot-coarse",
+        Vector {
+            recipe: format!(
+                "{common}\nsnapshot object (snapshot.md) as in snapshot.txt plus `chunker` (the \
+                 coarse sizes of config-coarse), nonce 52"
+            ),
+            bytes: fmt::wrap(
+                snapshot::MAGIC,
+                &seal_object(&k, ObjectKind::Snapshot, &coarse_snap.encode_body(), 0x52),
+            ),
         },
     );
 
@@ -711,6 +762,24 @@ fn vector_config() {
     assert_eq!(repo, REPO);
     let body = keys().unseal_object(ObjectKind::Config, sealed).unwrap();
     assert_eq!(Config::decode_body(&body, &REPO).unwrap(), config_body());
+}
+
+#[test]
+fn vector_config_coarse() {
+    let bytes = committed("config-coarse");
+    let (repo, sealed) = config::decode(&bytes).unwrap();
+    let body = keys().unseal_object(ObjectKind::Config, sealed).unwrap();
+    let c = Config::decode_body(&body, &repo).unwrap();
+    assert_eq!(c.coarse_chunking, Some(coarse_chunking()));
+    // It is larder's default, so that a repository made today decodes like the vector.
+    assert_eq!(c.coarse_chunking, Some(larder::repo::DEFAULT_COARSE));
+    // Coarse sizes no larger than the default chunks are refused.
+    let mut bad = c.clone();
+    bad.coarse_chunking = Some(CoarseChunking {
+        chunker: c.chunker,
+        min_ratio: 32,
+    });
+    assert!(Config::decode_body(&bad.encode_body(), &repo).is_err());
 }
 
 #[test]
@@ -951,6 +1020,16 @@ fn vector_event() {
     assert_eq!(Event::decode_body(&body).unwrap(), event_body());
     // An event cannot pass for a snapshot.
     assert!(keys().unseal_object(ObjectKind::Snapshot, sealed).is_err());
+}
+
+#[test]
+fn vector_snapshot_coarse() {
+    let bytes = committed("snapshot-coarse");
+    let sealed = fmt::unwrap(&bytes, snapshot::MAGIC).unwrap();
+    let body = keys().unseal_object(ObjectKind::Snapshot, sealed).unwrap();
+    let s = Snapshot::decode_body(&body).unwrap();
+    assert_eq!(s.chunker, Some(coarse_chunking().chunker));
+    assert_eq!(Snapshot { chunker: None, ..s }, snapshot_body());
 }
 
 #[test]

@@ -485,8 +485,10 @@ impl Walker<'_, '_> {
         }
         let mut list = ContentListBuilder::new();
         let what = path.display().to_string();
-        let (chunks, new_chunks) = match store_chunks(self.w, f, &what, self.progress, &mut list) {
-            Ok(s) => s,
+        let cut = super::chunking::Cut::fixed(self.w.chunker_params());
+        let stored = store_chunks(self.w, f, &cut, &what, self.progress, &mut list);
+        let (chunks, new_chunks) = match stored {
+            Ok(s) => (s.chunks, s.new_chunks),
             // A file that fails mid-read is left out; what was stored of it stays
             // unreferenced until prune.
             Err(Error::SourceRead { source, .. }) => {
@@ -756,6 +758,7 @@ pub fn snapshot_dirs(
         original: None,
         quarantined: None,
         warnings: Vec::new(),
+        chunker: None,
     };
     super::commit(repo, opts, snapshot, write)
 }

@@ -28,6 +28,12 @@ pub struct Args {
     /// Largest chunk (default 32K).
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     chunk_max: Option<u64>,
+    /// Cut every stream with the chunk sizes above. By default a series whose stream
+    /// compresses 32 times or more and changes at so many places that small chunks store
+    /// more than large ones is cut in ~1 MiB chunks instead (format-spec/chunker.md,
+    /// "Coarse chunking"); that is also off when --chunk-avg is 1M or more.
+    #[arg(long)]
+    no_coarse_chunking: bool,
     /// Target pack size (default 16M).
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     pack_size: Option<u64>,
@@ -51,7 +57,7 @@ pub struct Args {
     /// Take the chunker parameters and chunk identity (blob id and chunker keys, not the
     /// encryption key) of the repository given by --from, so that `copy` between the two
     /// moves blobs by id instead of cutting everything again.
-    #[arg(long, requires = "from", conflicts_with_all = ["chunk_min", "chunk_avg", "chunk_max"])]
+    #[arg(long, requires = "from", conflicts_with_all = ["chunk_min", "chunk_avg", "chunk_max", "no_coarse_chunking"])]
     copy_chunker_params: bool,
     #[command(flatten)]
     from: super::copy::FromArgs,
@@ -92,8 +98,12 @@ pub fn options(a: &Args) -> Result<InitOptions> {
         ))
         .into());
     }
+    let coarse_chunking = d
+        .coarse_chunking
+        .filter(|c| !a.no_coarse_chunking && c.chunker.avg_size > chunker.avg_size);
     Ok(InitOptions {
         chunker,
+        coarse_chunking,
         pack_size: u32_size(a.pack_size, d.pack_size, "--pack-size")?,
         zstd_level: a.compression.unwrap_or(d.zstd_level),
         kdf,
@@ -138,6 +148,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
     if a.copy_chunker_params {
         let src = a.from.open(ctx, &password, None)?;
         opts.chunker = src.config().chunker;
+        opts.coarse_chunking = src.config().coarse_chunking;
         opts.chunk_identity = Some(src.keys().identity().clone());
     } else if a.from.from.is_some() {
         return Err(larder::Error::InvalidArgument(
@@ -155,6 +166,7 @@ pub fn run(a: Args, ctx: &Ctx) -> Result<()> {
             "repository": location,
             "id": id,
             "chunker": opts.chunker,
+            "coarse_chunking": opts.coarse_chunking,
             "pack_size": opts.pack_size,
             "zstd_level": opts.zstd_level,
             "shared_chunk_identity": opts.chunk_identity.is_some(),

@@ -78,6 +78,36 @@ pub struct Config {
     /// --copy-chunker-params`); absent, both derive from the master key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk_identity: Option<crate::crypto::ChunkIdentity>,
+    /// Larger chunks for streams that compress very well (chunker.md, "Coarse chunking");
+    /// absent, every stream is cut with `chunker`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coarse_chunking: Option<CoarseChunking>,
+}
+
+/// The second chunker a stream snapshot may use: on a stream that compresses very well and
+/// changes at many places, per-chunk costs (nonce, tag, index and content-list entries) and
+/// the poor compression of small chunks outweigh what small chunks deduplicate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoarseChunking {
+    /// The coarse chunk sizes.
+    pub chunker: ChunkerParams,
+    /// Only a stream whose sample compresses at least this many times may be cut coarse.
+    pub min_ratio: u32,
+}
+
+impl CoarseChunking {
+    /// Checks the coarse sizes and that they are coarser than `fine`'s.
+    pub fn validate(&self, fine: &ChunkerParams) -> Result<(), &'static str> {
+        self.chunker.validate()?;
+        if self.chunker.avg_size <= fine.avg_size {
+            return Err("coarse chunks must be larger on average than the default chunks");
+        }
+        if !(2..=1000).contains(&self.min_ratio) {
+            return Err("coarse chunking ratio must be 2 to 1000");
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -98,6 +128,9 @@ impl Config {
             ));
         }
         c.chunker.validate().map_err(DecodeError::Invalid)?;
+        if let Some(coarse) = &c.coarse_chunking {
+            coarse.validate(&c.chunker).map_err(DecodeError::Invalid)?;
+        }
         if c.pack_size < 1024 * 1024 || c.pack_size > 1024 * 1024 * 1024 {
             return Err(DecodeError::Invalid("pack size (1 MiB to 1 GiB)"));
         }

@@ -153,6 +153,11 @@ pub struct Snapshot {
     /// encrypted (it will not deduplicate). One line each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Stream snapshots: the coarse chunk sizes, when the stream ended cut with them (from
+    /// the start or after a switch; chunker.md, "Coarse chunking"). Readers never need it;
+    /// the next snapshot of the series is planned from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunker: Option<super::config::ChunkerParams>,
 }
 
 /// Why a snapshot is quarantined.
@@ -231,6 +236,7 @@ impl Snapshot {
             original: None,
             quarantined: None,
             warnings: vec![],
+            chunker: None,
         }
     }
 }

@@ -129,6 +129,11 @@ impl<'r> RepoWriter<'r> {
         &self.keys
     }
 
+    /// What this writer has stored so far (blobs handed to it, sealed).
+    pub fn stats(&self) -> WriteStats {
+        self.stats
+    }
+
     /// The repository's chunker parameters.
     pub fn chunker_params(&self) -> ChunkerParams {
         self.repo.config().chunker

@@ -266,6 +266,13 @@ fn main() {
     w("config", "body", &cfg.encode_body());
     let sealed = keys.seal_object(ObjectKind::Config, &cfg.encode_body());
     w("config", "object", &config::encode(&repo0, &sealed));
+    let coarse = Config {
+        chunker: larder::repo::DEFAULT_CHUNKER,
+        coarse_chunking: Some(larder::repo::DEFAULT_COARSE),
+        ..cfg.clone()
+    };
+    Config::decode_body(&coarse.encode_body(), &repo0).expect("seed config is valid");
+    w("config", "coarse", &coarse.encode_body());
 
     // Snapshots: bodies and a stored object.
     for (name, json) in [("stdin", SNAPSHOT_STDIN), ("command", SNAPSHOT_COMMAND)] {
@@ -276,6 +283,11 @@ fn main() {
     w("snapshot", "object", &wrap(snapshot::MAGIC, &sealed));
     Snapshot::decode_body(SNAPSHOT_QUARANTINED.as_bytes()).expect("seed snapshot is valid");
     w("snapshot", "quarantined", SNAPSHOT_QUARANTINED.as_bytes());
+    let coarse = Snapshot {
+        chunker: Some(larder::repo::DEFAULT_COARSE.chunker),
+        ..Snapshot::decode_body(SNAPSHOT_STDIN.as_bytes()).expect("seed snapshot is valid")
+    };
+    w("snapshot", "coarse", &coarse.encode_body());
 
     // Events: bodies of each kind and a stored object.
     for (name, json) in [
