@@ -347,7 +347,7 @@ pub fn snapshot_stream(
     let mut w = RepoWriter::new(repo, opts.zstd_level);
     let mut coarse = None;
     let stored = planned.and_then(|(head, cut)| {
-        let src = std::io::Cursor::new(head).chain(reader);
+        let src = chunking::Prefixed::new(head, reader);
         let stored = store_stream(&mut w, src, &cut, &what, progress)?;
         coarse = match (cut.coarse, cut.switch, stored.switched_at) {
             (true, _, _) => Some(cut.params),

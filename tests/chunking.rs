@@ -48,7 +48,7 @@ fn cut_with(report: &Value) -> Value {
     report["snapshot"]["chunker"].clone()
 }
 
-/// 48 MiB of blank-filler rows: over the 32 MiB after which a series may change.
+/// 48 MiB of blank-filler rows: well over the 16 MiB after which a series may change.
 const LEN: usize = 48 << 20;
 
 /// `data` with 8 bytes rewritten every `every` bytes (as OLTP rewrites rows all over a

@@ -19,7 +19,7 @@ pub const SAMPLE_BYTES: usize = 4 * 1024 * 1024;
 pub const SAMPLE_LEVEL: i32 = 1;
 
 /// Bytes of a default-cut stream after which [`Switch::due`] is asked, once.
-pub const SWITCH_AFTER: u64 = 32 * 1024 * 1024;
+pub const SWITCH_AFTER: u64 = 16 * 1024 * 1024;
 
 /// Sealed bytes counted per new blob on top of its own, for its pack-header and index
 /// entries.
@@ -149,6 +149,37 @@ pub fn read_sample(src: &mut impl Read) -> io::Result<Vec<u8>> {
     Ok(head)
 }
 
+/// The sample, then the rest of the stream: the sample's buffer is freed once it has been
+/// read, so that it does not stay in memory for the whole stream.
+pub struct Prefixed<R> {
+    head: Vec<u8>,
+    at: usize,
+    rest: R,
+}
+
+impl<R: Read> Prefixed<R> {
+    /// `head` followed by `rest`.
+    pub fn new(head: Vec<u8>, rest: R) -> Self {
+        Self { head, at: 0, rest }
+    }
+}
+
+impl<R: Read> Read for Prefixed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at < self.head.len() {
+            let n = buf.len().min(self.head.len() - self.at);
+            buf[..n].copy_from_slice(&self.head[self.at..self.at + n]);
+            self.at += n;
+            if self.at == self.head.len() {
+                self.head = Vec::new();
+                self.at = 0;
+            }
+            return Ok(n);
+        }
+        self.rest.read(buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +292,18 @@ mod tests {
         assert_eq!(src.len(), 10);
         let mut short = &data[..5];
         assert_eq!(read_sample(&mut short).unwrap(), &data[..5]);
+        // Head and rest read back as the stream, whatever the read sizes.
+        for step in [1, 7, SAMPLE_BYTES, 3 * SAMPLE_BYTES] {
+            let mut p = Prefixed::new(head.clone(), src);
+            let (mut out, mut buf) = (Vec::new(), vec![0u8; step]);
+            loop {
+                let n = p.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+            assert_eq!(out, data);
+        }
     }
 }
