@@ -327,7 +327,8 @@ pub fn snapshot_stream(
             source,
         })
         .and_then(|head| {
-            let previous = series_previous(repo, &opts.name, &host)?;
+            let series = series_snapshots(repo, &opts.name, &host)?;
+            let previous = series_previous(repo, &series);
             let config = repo.config();
             let ratio = chunking::sample_ratio(&head);
             let cut = chunking::plan(
@@ -342,11 +343,13 @@ pub fn snapshot_stream(
                 sample_ratio = ratio,
                 "chunk sizes chosen"
             );
-            Ok((head, cut))
+            Ok((head, cut, series))
         });
     let mut w = RepoWriter::new(repo, opts.zstd_level);
     let mut coarse = None;
-    let stored = planned.and_then(|(head, cut)| {
+    let mut series = Vec::new();
+    let stored = planned.and_then(|(head, cut, s)| {
+        series = s;
         let src = chunking::Prefixed::new(head, reader);
         let stored = store_stream(&mut w, src, &cut, &what, progress)?;
         coarse = match (cut.coarse, cut.switch, stored.switched_at) {
@@ -391,7 +394,7 @@ pub fn snapshot_stream(
         }
     };
     let mut warnings = inspection.warnings;
-    if let Some(w) = shrink_warning(repo, &opts.name, &host, stream.root.size)? {
+    if let Some(w) = shrink_warning(&series, stream.root.size) {
         warnings.push(w);
     }
     let snapshot = Snapshot {
@@ -433,42 +436,40 @@ fn describe_status(s: &ProducerStatus) -> String {
     }
 }
 
-/// What the newest stream snapshot of a series (name and host) tells the chunker: `None`
-/// when there is none.
-fn series_previous(repo: &Repo, name: &str, host: &str) -> Result<Option<Previous>> {
+/// The snapshots of a series (name and host), newest first.
+fn series_snapshots(repo: &Repo, name: &str, host: &str) -> Result<Vec<(SnapshotId, Snapshot)>> {
+    let mut all = repo.catalog().snapshots()?;
+    all.retain(|(_, s)| s.name == name && s.host == host);
+    all.reverse();
+    Ok(all)
+}
+
+/// What the newest stream snapshot of a series (`series`, newest first) tells the chunker:
+/// `None` when there is none.
+fn series_previous(repo: &Repo, series: &[(SnapshotId, Snapshot)]) -> Option<Previous> {
     let coarse = repo.config().coarse_chunking.map(|c| c.chunker);
-    let previous = repo
-        .catalog()
-        .snapshots()?
-        .into_iter()
-        .rev()
-        .find(|(_, s)| s.name == name && s.host == host && matches!(s.root, Root::Stream { .. }));
-    Ok(previous.map(|(_, s)| Previous {
+    let (_, s) = series
+        .iter()
+        .find(|(_, s)| matches!(s.root, Root::Stream { .. }))?;
+    Some(Previous {
         // Sizes this config does not name (a copy from elsewhere) count as default.
         coarse: s.chunker.is_some() && s.chunker == coarse,
         bytes_read: s.bytes_read,
         raw_bytes_added: s.raw_bytes_added,
-    }))
+    })
 }
 
 /// A warning when a stream is less than half the size of the newest good snapshot of its
-/// series (same name and host): a dump that lost a table often still ends cleanly.
-fn shrink_warning(repo: &Repo, name: &str, host: &str, size: u64) -> Result<Option<String>> {
-    let previous = repo
-        .catalog()
-        .snapshots()?
-        .into_iter()
-        .rev()
-        .find(|(_, s)| s.name == name && s.host == host && s.is_good());
-    Ok(previous.and_then(|(id, p)| {
-        (size.saturating_mul(2) < p.bytes_read).then(|| {
-            format!(
-                "the stream is {size} bytes, less than half the {} bytes of the previous snapshot {} of this series",
-                p.bytes_read,
-                id.short()
-            )
-        })
-    }))
+/// series (`series`, newest first): a dump that lost a table often still ends cleanly.
+fn shrink_warning(series: &[(SnapshotId, Snapshot)], size: u64) -> Option<String> {
+    let (id, p) = series.iter().find(|(_, s)| s.is_good())?;
+    (size.saturating_mul(2) < p.bytes_read).then(|| {
+        format!(
+            "the stream is {size} bytes, less than half the {} bytes of the previous snapshot {} of this series",
+            p.bytes_read,
+            id.short()
+        )
+    })
 }
 
 /// Writes the snapshot object (last, after its data is indexed) once the lock it ran under
