@@ -173,7 +173,6 @@ pub fn copy_snapshot(
     let mut w = RepoWriter::new(dst, opts.zstd_level);
     let mut work = Work {
         source: &source,
-        stream_params,
         w: &mut w,
         progress,
         what: &what,
@@ -190,16 +189,20 @@ pub fn copy_snapshot(
         (Method::Blobs, Root::Tree { tree }) => work.tree_blobs(tree).map(|()| snap.root),
         (Method::Rechunk, Root::Stream { content_list, size }) => {
             let mut list = ContentListBuilder::new();
-            let params = work.stream_params;
-            work.content_rechunk(&Content::List(*content_list), *size, &params, &mut list)
-                .and_then(|()| {
-                    let mut store = |plain: &[u8]| work.w.store_blob(content_list::KIND, plain);
-                    let root = list.finish(&mut store)?;
-                    Ok(Root::Stream {
-                        content_list: root.content_list,
-                        size: root.size,
-                    })
+            work.content_rechunk(
+                &Content::List(*content_list),
+                *size,
+                &stream_params,
+                &mut list,
+            )
+            .and_then(|()| {
+                let mut store = |plain: &[u8]| work.w.store_blob(content_list::KIND, plain);
+                let root = list.finish(&mut store)?;
+                Ok(Root::Stream {
+                    content_list: root.content_list,
+                    size: root.size,
                 })
+            })
         }
         (Method::Rechunk, Root::Tree { tree }) => {
             work.tree_rechunk(tree).map(|tree| Root::Tree { tree })
@@ -245,8 +248,6 @@ pub fn copy_snapshot(
 /// The state of copying one snapshot.
 struct Work<'a, 'w, 'r> {
     source: &'a Arc<Mutex<ChunkSource>>,
-    /// Rechunk method: the chunk sizes for a stream snapshot's content.
-    stream_params: ChunkerParams,
     w: &'w mut RepoWriter<'r>,
     progress: &'a dyn Progress,
     what: &'a str,
