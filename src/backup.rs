@@ -354,7 +354,10 @@ pub fn snapshot_stream(
         let stored = store_stream(&mut w, src, &cut, &what, progress)?;
         coarse = match (cut.coarse, cut.switch, stored.switched_at) {
             (true, _, _) => Some(cut.params),
-            (false, Some(sw), Some(_)) => Some(sw.to),
+            (false, Some(sw), Some(at)) => {
+                tracing::info!(at, "the stream is cut coarse from this byte on");
+                Some(sw.to)
+            }
             _ => None,
         };
         Ok(stored)

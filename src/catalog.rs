@@ -354,32 +354,19 @@ impl Catalog {
 
     /// Records snapshots read from the repository, in one transaction.
     pub fn add_snapshots(&mut self, snaps: &[(SnapshotId, Snapshot)]) -> Result<()> {
-        let path = self.path.clone();
-        let e = |source| Error::Catalog {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(e)?;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO snapshots (id, time, name, host, body) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(e)?;
-            for (id, s) in snaps {
-                let body = String::from_utf8(s.encode_body()).unwrap_or_default();
-                st.execute(params![
+        self.execute_each(
+            "INSERT OR IGNORE INTO snapshots (id, time, name, host, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            snaps.iter().map(|(id, s)| {
+                (
                     id.as_bytes().as_slice(),
                     s.time.as_microsecond(),
-                    s.name,
-                    s.host,
-                    body
-                ])
-                .map_err(e)?;
-            }
-        }
-        tx.commit().map_err(e)
+                    s.name.as_str(),
+                    s.host.as_str(),
+                    String::from_utf8(s.encode_body()).unwrap_or_default(),
+                )
+            }),
+        )
     }
 
     /// Forgets snapshots no longer in the repository.
@@ -407,14 +394,26 @@ impl Catalog {
         sql: &str,
         ids: impl Iterator<Item = &'a [u8; crate::id::ID_LEN]>,
     ) -> Result<()> {
+        self.execute_each(sql, ids.map(|id| [id.as_slice()]))
+    }
+
+    /// Runs `sql` once per row of parameters, in one transaction.
+    fn execute_each<P: rusqlite::Params>(
+        &mut self,
+        sql: &str,
+        rows: impl Iterator<Item = P>,
+    ) -> Result<()> {
         let path = self.path.clone();
         let e = |source| Error::Catalog {
             path: path.clone(),
             source,
         };
         let tx = self.conn.transaction().map_err(e)?;
-        for id in ids {
-            tx.execute(sql, [id.as_slice()]).map_err(e)?;
+        {
+            let mut st = tx.prepare_cached(sql).map_err(e)?;
+            for row in rows {
+                st.execute(row).map_err(e)?;
+            }
         }
         tx.commit().map_err(e)
     }

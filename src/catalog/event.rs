@@ -3,10 +3,8 @@
 
 use std::collections::HashSet;
 
-use rusqlite::params;
-
 use super::Catalog;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::event::Event;
 use crate::id::EventId;
 
@@ -18,32 +16,19 @@ impl Catalog {
 
     /// Records events read from (or just written to) the repository, in one transaction.
     pub fn add_events(&mut self, events: &[(EventId, Event)]) -> Result<()> {
-        let path = self.path.clone();
-        let e = |source| Error::Catalog {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(e)?;
-        {
-            let mut st = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO events (id, time, kind, series, body) \
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .map_err(e)?;
-            for (id, ev) in events {
-                let body = String::from_utf8(ev.encode_body()).unwrap_or_default();
-                st.execute(params![
+        self.execute_each(
+            "INSERT OR IGNORE INTO events (id, time, kind, series, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            events.iter().map(|(id, ev)| {
+                (
                     id.as_bytes().as_slice(),
                     ev.time.as_microsecond(),
                     ev.kind.name(),
-                    ev.series,
-                    body
-                ])
-                .map_err(e)?;
-            }
-        }
-        tx.commit().map_err(e)
+                    ev.series.as_deref(),
+                    String::from_utf8(ev.encode_body()).unwrap_or_default(),
+                )
+            }),
+        )
     }
 
     /// Forgets events that are gone from the repository.
